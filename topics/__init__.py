@@ -1,0 +1,93 @@
+"""Every Kafka topic of the product, declared once: name, partitions, configs, message schema.
+
+    articles.raw ──► [analyse] ──► articles.dedup-requests (1 partition) ──► [deduplicate]
+                        │                                                       │
+                        └──► articles.dlq ◄─────────────────────────────────────┤
+                                                          articles.enriched ◄───┤
+                                                          articles.duplicates ◄─┘
+
+Names carry an optional prefix (`TOPIC_PREFIX`) so several deployments, or tests, share a
+cluster without seeing each other's data. faust's own changelog topics (the dedup tables) are
+created by faust and compacted; they are not listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import orjson
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+SCHEMA_VERSION = 1
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: `base_name` is prefixed at run time; `config` is passed to CreateTopics as is."""
+
+    base_name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    schema_file: str = ""
+    key: str = "article id (UTF-8)"
+    doc: str = ""
+
+    def name(self, prefix: str = "") -> str:
+        return f"{prefix}{self.base_name}"
+
+    def schema(self) -> dict:
+        return load_schema(self.schema_file)
+
+
+RAW = TopicSpec(
+    "articles.raw", partitions=4,
+    config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS),
+            "max.message.bytes": str(2 * 1024 * 1024)},
+    schema_file="article.raw.schema.json",
+    doc="Input: one article per message, JSON. Producers: `ingest seed` or any client.",
+)
+DEDUP_REQUESTS = TopicSpec(
+    "articles.dedup-requests", partitions=1,
+    # One partition on purpose: the funnel that lets one dedup index see every article
+    # whatever input partition it came in on (DESIGN-NOTES: "Funnel"). Carries the analysed
+    # article; short retention, it is only a hand-over between the two agents.
+    config={"cleanup.policy": "delete", "retention.ms": str(1 * DAY_MS),
+            "max.message.bytes": str(4 * 1024 * 1024)},
+    schema_file="article.analysed.schema.json",
+    doc="Internal: analysed article awaiting its dedup verdict.",
+)
+ENRICHED = TopicSpec(
+    "articles.enriched", partitions=4,
+    # Compacted: the topic is a table of the latest enrichment per article id, so a redelivery
+    # (same id, same verdict) costs downstream nothing.
+    config={"cleanup.policy": "compact", "min.compaction.lag.ms": str(3600 * 1000),
+            "max.message.bytes": str(4 * 1024 * 1024)},
+    schema_file="article.enriched.schema.json",
+    doc="Output: every valid article with language, hashes, dedup verdict, entities.",
+)
+DUPLICATES = TopicSpec(
+    "articles.duplicates", partitions=4,
+    config={"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+    schema_file="duplicate.verdict.schema.json",
+    doc="Output: one event per duplicate found (exact or near).",
+)
+DLQ = TopicSpec(
+    "articles.dlq", partitions=1,
+    # Long retention: dead letters are kept until someone fixes the cause and replays them.
+    config={"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS),
+            "max.message.bytes": str(8 * 1024 * 1024)},
+    schema_file="dead.letter.schema.json",
+    key="source topic/partition/offset",
+    doc="Dead letters: original bytes, reason, stage, source offset.",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (RAW, DEDUP_REQUESTS, ENRICHED, DUPLICATES, DLQ)
+
+
+@cache
+def load_schema(file_name: str) -> dict:
+    return orjson.loads((SCHEMA_DIR / file_name).read_bytes())

@@ -1,0 +1,75 @@
+"""All configuration, from environment variables (and an optional `.env`), with defaults.
+
+Every field here is documented in the README's configuration table; the env var is the field
+name in upper case (e.g. `dedup_threshold` ← `DEDUP_THRESHOLD`).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap_servers: str = "localhost:9092"
+    app_id: str = "news-ingest"  # faust app id = consumer group and changelog topic prefix
+    topic_prefix: str = ""
+    input_partitions: int = 4
+    output_partitions: int = 4
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+
+    # Security (worker, seeder and consumer alike)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    # Processing
+    batch_size: int = Field(200, ge=1)  # events per stream.take() batch
+    batch_window_s: float = Field(0.05, gt=0)  # ... or whatever arrived within this time
+    max_article_bytes: int = 1024 * 1024  # larger messages go to the DLQ
+    dedup_threshold: float = Field(0.6, gt=0, le=1)  # similarity = max(Jaccard, containment)
+    dedup_window_days: float = Field(30.0, gt=0)
+    minhash_permutations: int = 126  # 42 bands x 3 rows (see worker/stages/dedup.py)
+
+    # Runtime
+    store: str = "memory://"  # or rocksdb:// (needs rocksdict)
+    data_dir: str = ".cache/faust"  # faust's per-app data folder (RocksDB files, worker state)
+    web_port: int = 6066
+    web_enabled: bool = True
+    log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    standby_replicas: int = 0
+
+    def topic(self, base_name: str) -> str:
+        return f"{self.topic_prefix}{base_name}"
+
+    def kafka_client_options(self) -> dict:
+        """aiokafka client keyword arguments for the security settings (never logged)."""
+        opts: dict = {"bootstrap_servers": self.kafka_bootstrap_servers,
+                      "security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            opts.update(sasl_mechanism=self.sasl_mechanism,
+                        sasl_plain_username=self.sasl_username,
+                        sasl_plain_password=self.sasl_password.get_secret_value())
+        if self.security_protocol.endswith("SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            opts["ssl_context"] = create_ssl_context(
+                cafile=self.ssl_cafile or None, certfile=self.ssl_certfile or None,
+                keyfile=self.ssl_keyfile or None)
+        return opts
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

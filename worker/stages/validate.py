@@ -1,0 +1,90 @@
+"""Stage 0: turn the bytes of an `articles.raw` message into an `Article`, or say why not.
+
+Everything that can be wrong with input is caught here, before any other stage runs, so the
+worker can dead-letter it with a precise reason instead of crashing or dropping it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+class InvalidArticle(ValueError):
+    """Input that can never be processed: dead-letter it with `reason` (a short, stable code)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    id: str
+    title: str
+    body: str
+    source: str = ""
+    url: str = ""
+    published_at: str | None = None
+    ingested_at: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "body": self.body, "source": self.source,
+                "url": self.url, "published_at": self.published_at,
+                "ingested_at": self.ingested_at, "metadata": self.metadata}
+
+
+_STRING_FIELDS = ("title", "source", "url")
+_TIME_FIELDS = ("published_at", "ingested_at")
+
+
+def parse_article(key: bytes | None, value: bytes | None, max_bytes: int) -> Article:
+    """Validate one raw message. Raises `InvalidArticle` with a reason code."""
+    if value is None:
+        raise InvalidArticle("empty_message", "message has no value (tombstone or null)")
+    if len(value) > max_bytes:
+        raise InvalidArticle("too_large", f"message is {len(value)} bytes, cap is {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArticle("invalid_utf8", f"value is not UTF-8: {exc}") from None
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArticle("invalid_json", f"value is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidArticle("wrong_type", f"article must be a JSON object, got {type(data).__name__}")
+
+    article_id = data.get("id")
+    if not isinstance(article_id, str) or not article_id.strip():
+        raise InvalidArticle("missing_id", "field 'id' must be a non-empty string")
+    if key is None:
+        raise InvalidArticle("null_key", "message key must be the article id, got null")
+    if key.decode("utf-8", "replace") != article_id:
+        raise InvalidArticle("key_mismatch", f"message key {key[:80]!r} differs from id {article_id[:80]!r}")
+
+    body = data.get("body")
+    if not isinstance(body, str):
+        raise InvalidArticle("wrong_type", f"field 'body' must be a string, got {type(body).__name__}")
+    if not body.strip():
+        raise InvalidArticle("empty_body", "field 'body' is empty")
+    for name in _STRING_FIELDS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise InvalidArticle("wrong_type", f"field {name!r} must be a string")
+    for name in _TIME_FIELDS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise InvalidArticle("wrong_type", f"field {name!r} must be an ISO-8601 string")
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidArticle("wrong_type", "field 'metadata' must be an object")
+    if "\x00" in body:
+        raise InvalidArticle("invalid_text", "body contains NUL characters")
+
+    return Article(
+        id=article_id, title=data.get("title") or "", body=body, source=data.get("source") or "",
+        url=data.get("url") or "", published_at=data.get("published_at"),
+        ingested_at=data.get("ingested_at"), metadata=metadata,
+    )
