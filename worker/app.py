@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 import orjson
@@ -108,13 +109,29 @@ async def send_dead_letter(message, reason: str, error: BaseException, stage: st
     return await send(dlq_topic, dead_letter_key(message.topic, message.partition, message.offset), letter)
 
 
+async def durable(pending) -> None:
+    """Wait until every output of a batch is acknowledged by the brokers (acks=all).
+
+    If that fails after the producer's own retries, the process exits at once: faust acks a
+    batch's events when the batch's loop body ends, even by an exception, so dying here is the
+    only way to make sure the batch is redelivered instead of committed (at-least-once).
+    """
+    try:
+        await asyncio.gather(*pending)
+    except Exception as exc:  # noqa: BLE001
+        log.critical("could not make outputs durable (%s: %s); exiting so the batch is redelivered",
+                     type(exc).__name__, exc)
+        logging.shutdown()
+        os._exit(70)
+
+
 @app.agent(raw_topic, concurrency=1)
 async def analyse_articles(stream):
     """Validate and analyse every input article; hand it to the dedup funnel or dead-letter it."""
     async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
         started = time.perf_counter()
         pending = [await analyse_one(event.message) for event in events]
-        await asyncio.gather(*pending)  # durable before this batch is acked
+        await durable(pending)  # before this batch is acked
         metrics.BATCH_SECONDS.labels("analyse").observe(time.perf_counter() - started)
 
 
@@ -149,12 +166,15 @@ async def deduplicate(stream):
                 continue
             pending.extend(futures)
             if record is not None:
-                new_records.append(record)
-        await asyncio.gather(*pending)
+                new_records.append((event, record))
+        await durable(pending)
         # Index records are written after the outputs are durable: a crash in between means a
         # redelivery is decided again (same verdict, event re-sent), never a verdict lost.
-        for record in new_records:
+        # faust routes a table write by the "current event"; take_events() leaves it unset.
+        for event, record in new_records:
+            stream._set_current_event(event)
             index_table[record.article_id.encode()] = record.to_bytes()
+        stream._set_current_event(events[-1])
         for article_id in dedup_index.evict_expired():
             metrics.EVICTIONS.inc()
             index_table.pop(article_id.encode(), None)  # tombstone in the changelog

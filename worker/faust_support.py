@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -27,7 +28,10 @@ class DurableTransport(faust_aiokafka.Transport):
 
 
 class IngestApp(faust.App):
-    required_topics: list[str] = []
+    async def on_first_start(self) -> None:
+        # faust creates only the last level of its data folder; DATA_DIR may be nested.
+        Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        await super().on_first_start()
 
     def _new_transport(self):
         return DurableTransport(self.conf.broker_consumer, self)

@@ -614,6 +614,19 @@ def test_mixed_long_article_uses_several_places():
     assert detect_language("BREAKING NEWS: Live updates from Berlin. " + de).code == "de"
 
 
+def test_digit_heavy_parts_are_skipped():
+    from worker.stages import language
+
+    model = language._get_model()
+    text = _join("fr", LABELLED["fr"][0] + LABELLED["fr"][1])
+    table = "\n".join(f"{i:>4} | {i * 37 % 1000:>6}.{i % 97:02d} | {i * 13:>8}" for i in range(60))
+    article = text + "\n" + table + "\n" + text
+    sample = language._sample(model, article)
+    digits = sum(0x30 <= c <= 0x39 for c in sample.tolist())
+    assert digits < 0.1 * sample.size
+    assert detect_language(article).code == "fr"
+
+
 # --- exactness: we extract the same n-grams as langdetect -------------------------
 
 
