@@ -34,8 +34,6 @@ class Settings(BaseSettings):
     ssl_keyfile: str = ""
 
     # Processing
-    batch_size: int = Field(200, ge=1)  # events per stream.take() batch
-    batch_window_s: float = Field(0.05, gt=0)  # ... or whatever arrived within this time
     max_article_bytes: int = 1024 * 1024  # larger messages go to the DLQ
     dedup_threshold: float = Field(0.6, gt=0, le=1)  # similarity = max(Jaccard, containment)
     dedup_window_days: float = Field(30.0, gt=0)

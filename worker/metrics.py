@@ -16,8 +16,6 @@ REPLAYS = Counter("ingest_replays_total", "Redeliveries of an already-decided ar
 EVICTIONS = Counter("ingest_dedup_evictions_total", "Index entries evicted (dedup window passed)", registry=REGISTRY)
 STAGE_SECONDS = Histogram("ingest_stage_seconds", "Time per article per stage", ["stage"], registry=REGISTRY,
                           buckets=(1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5))
-BATCH_SECONDS = Histogram("ingest_batch_seconds", "Time per batch per agent, outputs awaited", ["agent"],
-                          registry=REGISTRY)
 INDEX_ARTICLES = Gauge("ingest_dedup_index_articles", "Articles in the dedup index on this worker", registry=REGISTRY)
 CONSUMER_LAG = Gauge("ingest_consumer_lag", "Messages behind the high watermark, per partition",
                      ["topic", "partition"], registry=REGISTRY)

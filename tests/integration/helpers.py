@@ -100,7 +100,6 @@ def worker_env(bootstrap: str, names, tmp_path: Path, **extra: str) -> tuple[dic
     env.update({
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": names.prefix, "APP_ID": names.app_id,
         "WEB_PORT": str(port), "DATA_DIR": str(tmp_path / "faust"), "PYTHONUNBUFFERED": "1",
-        "BATCH_WINDOW_S": "0.02",
     })
     env.update(extra)
     return env, port
@@ -124,8 +123,9 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
 
 
 async def consume_until(bootstrap: str, topic: str, expected: int, timeout: float = 60.0,
-                        settle: float = 0.0) -> list[tuple[bytes | None, bytes | None]]:
-    """Read `topic` from the beginning until `expected` messages (then `settle` s more) or timeout."""
+                        settle: float = 0.0, keys: set[bytes] | None = None) -> list[tuple[bytes | None, bytes | None]]:
+    """Read `topic` from the beginning until `expected` messages — or, with `keys`, until every
+    one of those keys was seen — then `settle` s more, or until timeout."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 isolation_level="read_committed")
     await consumer.start()
@@ -144,7 +144,8 @@ async def consume_until(bootstrap: str, topic: str, expected: int, timeout: floa
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
                 out.extend((r.key, r.value) for r in records)
-            if len(out) >= expected:
+            done = keys <= {k for k, _ in out} if keys is not None else len(out) >= expected
+            if done:
                 settle_until = settle_until or time.monotonic() + settle
                 if time.monotonic() >= settle_until:
                     break

@@ -53,9 +53,10 @@ def near_duplicate_of_seed_002(original: dict) -> dict:
             "body": "\n".join(paragraphs[:-1]), "source": "syndicated.example"}
 
 
-async def outputs(kafka, names, spec, expected, timeout=90.0, settle=1.0):
+async def outputs(kafka, names, spec, expected=0, timeout=90.0, settle=1.0, ids=None):
+    keys = {i.encode() for i in ids} if ids is not None else None
     return decode(await consume_until(kafka.bootstrap_servers, names.topic(spec.base_name), expected,
-                                      timeout=timeout, settle=settle))
+                                      timeout=timeout, settle=settle, keys=keys))
 
 
 def by_id(messages: list[dict]) -> dict[str, list[dict]]:
@@ -177,9 +178,11 @@ def test_dedup_is_correct_across_4_partitions_and_2_workers_and_survives_restart
         # Same texts under new ids, sent twice more: they spread over all 4 input partitions
         # and both workers, and must all meet the one dedup index.
         copies = asyncio.run(run_seeder([SEEDS], settings, new_ids=True, loops=2, progress=False))
-        enriched = asyncio.run(outputs(kafka, names, topics.ENRICHED, 15))
+        enriched = asyncio.run(outputs(kafka, names, topics.ENRICHED, ids=originals.ids + copies.ids))
         verdicts = {m["id"]: m["dedup"] for m in enriched}
         assert len(verdicts) == 15
+        for m in enriched:  # a redelivery (rebalance) repeats the first verdict, never another
+            assert m["dedup"] == verdicts[m["id"]]
         assert all(verdicts[i]["status"] == "exact_duplicate" for i in copies.ids)
         assert {verdicts[i]["duplicate_of"] for i in copies.ids} == set(originals.ids)
         raw_partitions = _partitions_used(kafka, names.topic("articles.raw"))
@@ -194,7 +197,7 @@ def test_dedup_is_correct_across_4_partitions_and_2_workers_and_survives_restart
     w3 = start_worker(kafka.bootstrap_servers, names, tmp_path, "w3")
     try:
         again = asyncio.run(run_seeder([SEEDS], settings, new_ids=True, progress=False))
-        enriched = asyncio.run(outputs(kafka, names, topics.ENRICHED, 20))
+        enriched = asyncio.run(outputs(kafka, names, topics.ENRICHED, ids=again.ids))
         verdicts = {m["id"]: m["dedup"] for m in enriched}
         assert all(verdicts[i]["status"] == "exact_duplicate" for i in again.ids)
         assert {verdicts[i]["duplicate_of"] for i in again.ids} == set(originals.ids)
