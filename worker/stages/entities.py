@@ -255,10 +255,10 @@ class _Payload:
         self.prio = prio
         self.mode, self.cap_pos, self.letters = _case_rule(alias, lead)
         # Trailing punctuation that belongs to the alias ("U.S.", "OPEC+"): kept in
-        # the surface when present; required unless it is a full stop.
+        # the surface when present; required only when it changes the meaning (+).
         body_end = lead + len(key_norm)
         self.trail = alias[body_end:].strip()
-        self.trail_req = bool(self.trail) and self.trail != "."
+        self.trail_req = "+" in self.trail
         self.stop_langs: frozenset[str] = frozenset()  # languages where stopped
         self.adjacency = False  # reject when glued to another capitalised name
         self.persons: tuple[tuple[_Ent, bool], ...] = ()  # _SHORT: (person, bare)
@@ -343,16 +343,19 @@ post comment previous source original related stories advertisement share
 
 # Lowercase nouns that introduce a name in running English text.
 _TRIGGER_BEFORE = re.compile(
-    r"(?:\b(?:leader|spokesman|spokeswoman|spokesperson|minister|president|"
+    r"\b(?:leader|spokesman|spokeswoman|spokesperson|minister|president|"
     r"secretary|ambassador|envoy|chancellor|governor|mayor|senator|commander|"
     r"director|chairman|chairwoman|chief|adviser|advisor|aide|official|lawmaker|"
     r"analyst|correspondent|reporter|editor|journalist|professor|economist|"
     r"researcher|expert|founder|executive|premier|deputy|counterpart|judge|"
     r"prosecutor|lawyer|attorney|activist|general|admiral|colonel|"
-    r"[Ee]dited by|[Rr]eporting by|[Ww]ritten by|[Rr]eported by|"
-    r"[Aa]dditional reporting by|[Aa]ccording to),? $"
+    r"[Aa]ccording to),? $"
 )
-_TRIGGER_BY = re.compile(r"\bby,? $")
+# Bylines: "Edited by Mike Firn and Stephen Wright."
+_TRIGGER_BYLINE = re.compile(
+    r"\b(?:[Ee]dited|[Rr]eporting|[Ww]ritten|[Rr]eported|[Cc]ompiled|[Pp]roduced|"
+    r"[Pp]hoto|[Aa]dditional reporting) by $"
+)
 _SAID_AFTER = re.compile(
     r",? (?:said|says|told|added|wrote|stated|explained|noted|warned|argued|"
     r"insisted|stressed|tweeted|posted|announced|confirmed|denied|urged)\b"
@@ -442,10 +445,9 @@ class _Gazetteer:
         payload = _Payload(ent, kind, alias, key, lead, prio)
         bucket = self._keys.setdefault(key, [])
         for other in bucket:  # same entity, same case rule: nothing new
-            if other.ent == ent and other.kind == kind and other.mode == payload.mode \
-                    and other.trail == payload.trail and kind != _SHORT:
-                if payload.mode == _CAP:
-                    other.cap_pos = min(other.cap_pos, payload.cap_pos)
+            if kind != _SHORT and other.ent == ent and other.kind == kind \
+                    and other.mode == payload.mode and other.cap_pos == payload.cap_pos \
+                    and other.letters == payload.letters and other.trail == payload.trail:
                 return other
         bucket.append(payload)
         return payload
@@ -489,8 +491,8 @@ class _Gazetteer:
         for n in self._load_json("norp.json")["norp"]:
             ent = self._register(_Ent(f"norp:{n['id']}", "NORP", n["name"], n.get("country")))
             forms = [n["name"], *n.get("aliases", [])]
-            for form in list(forms):  # regular English plurals
-                if " " not in form[-4:] and not re.search(r"(s|sh|ch|x|z|ese|y)$", form):
+            for form in list(forms):  # regular English plurals: Russians, Iraqis
+                if not re.search(r"(s|sh|ch|x|z|ese|y)$", form):
                     forms.append(form + "s")
             for form in forms:
                 self._add(form, ent, _P_NORP)
@@ -513,7 +515,7 @@ class _Gazetteer:
             canonical = extra.get("canonical") or getattr(c, "common_name", None) or c.name
             ent = self._register(_Ent(f"country:{c.alpha_2}", "GPE", canonical, c.alpha_2))
             self._countries[c.alpha_2] = ent
-            for alias in [canonical, *extra.get("aliases", [])]:
+            for alias in [canonical, *extra.get("aliases", [])]:  # curated
                 payload = self._add(alias, ent, _P_COUNTRY)
                 if payload and self._norm_key(alias)[0] in self._person_like:
                     payload.adjacency = True
@@ -564,11 +566,13 @@ class _Gazetteer:
             return self._register(_Ent(f"city:{c['geonameid']}", "GPE", c["name"], c["countrycode"]))
 
         for alias, gid in hand_cities.items():
-            c = cities.get(str(gid)) or cities.get(gid)
+            c = cities.get(str(gid))
             if c:
                 payload = self._add(alias, city_ent(c), _P_CITY_HAND)
                 if payload:
                     payload.pop = c["population"]
+                    # "George Washington", "Denzel Washington"
+                    payload.adjacency = " " not in alias and c["population"] < _BIG_CITY
 
         capitals = {(c["iso"], c["capital"]) for c in gc.get_countries().values()}
         best: dict[str, tuple[int, int, str, dict[str, Any]]] = {}  # key -> (pop, prio, alias, city)
@@ -585,6 +589,8 @@ class _Gazetteer:
             if name[:1].islower() or any(ch.isdigit() or ch in "()," for ch in name):
                 continue
             offer(name, c, _P_CITY_AUTO)
+            if "’" in name or "'" in name:  # soft-sign transliterations: Arkhangel’sk
+                offer(name.replace("’", "").replace("'", ""), c, _P_CITY_AUTO)
             if c["population"] >= _BIG_CITY or (c["countrycode"], name) in capitals:
                 for alt in c.get("alternatenames", ()):
                     if self._good_alternate(alt):
@@ -684,9 +690,7 @@ class _Gazetteer:
                 elif mode == _EXACT:
                     if "".join(c for c in text[start:end] if c.isalnum()) != p.letters:
                         continue
-                stop = p.stop_langs
-                if stop and "*" not in stop and lang not in stop:
-                    stop = frozenset()
+                stopped = bool(p.stop_langs) and ("*" in p.stop_langs or lang in p.stop_langs)
                 if p.kana and ((start > 0 and _is_katakana(text[start - 1]))
                                or (end < n and _is_katakana(text[end]))):
                     continue  # katakana words are runs: タイ inside ネクタイ
@@ -704,9 +708,9 @@ class _Gazetteer:
                     ent = p.ent
                     if ent.label == "PERSON":
                         last_full[ent.id] = start
-                # A stop-listed city is kept only as a rescue candidate
-                # (checked in _select); encode that in the payload kind.
-                out.append((start, stop_end, p, ent) if not stop else (start, stop_end, None, ent))
+                # A stop-listed city is only a rescue candidate ("Nice, France",
+                # checked in _select); payload None marks it.
+                out.append((start, stop_end, None if stopped else p, ent))
                 break
         return out
 
@@ -731,8 +735,13 @@ class _Gazetteer:
         "Lewis Hamilton" (city), "Chad Smith" (country), "Kim Hong-kyun" (surname)."""
         if not any(p is not None and p.adjacency for _, _, p, _ in cands):
             return cands
-        other_starts = {s for s, _, _, ent in cands if ent.label != "PERSON"}
-        other_ends = {e for _, e, _, ent in cands if ent.label != "PERSON"}
+        # A neighbour that is itself a confident non-person entity is fine
+        # ("Kazan BRICS summit"); two weak readings must not vouch for each other
+        # ("George Washington": George, South Africa + Washington, D.C.).
+        strong = [(s, e) for s, e, p, ent in cands
+                  if p is not None and not p.adjacency and ent.label != "PERSON"]
+        other_starts = {s for s, _ in strong}
+        other_ends = {e for _, e in strong}
         title_lines: dict[int, bool] = {}
         kept = []
         for cand in cands:
@@ -764,11 +773,13 @@ class _Gazetteer:
             word = m.group(1)
         if not word[0].isupper() or word.isupper():
             return None  # lowercase, or an acronym ("NATO", "US")
-        bare = re.sub(r"['’]s$|\.$", "", word).lower()
+        if word.endswith(("’s", "'s")):
+            return None  # possessive: "Russia’s Putin"
+        bare = word.rstrip(".").lower()
         if bare in _TITLES:
             return "title"
-        if bare in _STOPWORDS:
-            return None
+        if word.endswith(".") or bare in _STOPWORDS:
+            return None  # sentence end ("... in Moscow. Putin") or a stop word
         return "name"
 
     @staticmethod
@@ -816,7 +827,7 @@ class _Gazetteer:
         Precision over recall: 2-4 capitalised tokens, none an institution word,
         not overlapping any gazetteer entity."""
         found: list[tuple[int, int, _Ent]] = []
-        last_by_end = -1
+        byline_end = -1  # end of the last byline name, to continue "X and Y"
         for m in self._cap_run.finditer(text):
             tokens = [(m.start() + t.start(), m.start() + t.end())
                       for t in re.finditer(r"\S+", m.group())]
@@ -841,13 +852,12 @@ class _Gazetteer:
             ns, ne = name_tokens[0][0], name_tokens[-1][1]
             if occupied.find(1, ns, ne) != -1:
                 continue
+            byline = False
             if not triggered and first == 0:
                 before = text[max(0, ns - 40):ns]
-                if _TRIGGER_BEFORE.search(before):
-                    triggered = True
-                elif _TRIGGER_BY.search(before) or (last_by_end >= 0 and text[last_by_end:ns] in (" and ", ", ", " & ")):
-                    triggered = True
-                    last_by_end = ne
+                byline = bool(_TRIGGER_BYLINE.search(before)) or (
+                    byline_end >= 0 and text[byline_end:ns] in (" and ", ", ", " & "))
+                triggered = byline or bool(_TRIGGER_BEFORE.search(before))
             if not triggered and last == len(words):
                 triggered = bool(_SAID_AFTER.match(text, ne) or _APPOSITION_AFTER.match(text, ne))
             if not triggered:
@@ -856,8 +866,8 @@ class _Gazetteer:
             ent = _Ent(f"person:{slugify(name)}", "PERSON", name)
             occupied[ns:ne] = b"\x01" * (ne - ns)
             found.append((ns, ne, ent))
-            if _TRIGGER_BY.search(text[max(0, ns - 40):ns]) or text[max(0, ns - 12):ns].endswith("by "):
-                last_by_end = ne
+            if byline:
+                byline_end = ne
         # Later mentions of the same person by full name or surname.
         for ns, ne, ent in list(found):
             surname = ent.canonical.rsplit(" ", 1)[-1]
