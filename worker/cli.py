@@ -21,7 +21,18 @@ from pathlib import Path
 import click
 import orjson
 
-from worker.config import get_settings
+from worker.config import Settings, get_settings
+
+
+def run_against_kafka(settings: Settings, coro):
+    """Run a Kafka coroutine; connection and login failures become one clear error line."""
+    from worker.connection import KafkaUnavailable, explain_connection_errors
+
+    try:
+        with explain_connection_errors(settings):
+            return asyncio.run(coro)
+    except KafkaUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -91,7 +102,8 @@ def topics_create() -> None:
     """Create every topic of topics/ that does not exist yet (idempotent)."""
     from worker.admin import create_topics
 
-    for name, state in asyncio.run(create_topics(get_settings())).items():
+    settings = get_settings()
+    for name, state in run_against_kafka(settings, create_topics(settings)).items():
         click.echo(f"{state:8} {name}")
 
 
@@ -99,7 +111,8 @@ def topics_create() -> None:
 def topics_check() -> None:
     from worker.admin import missing_topics
 
-    missing = asyncio.run(missing_topics(get_settings()))
+    settings = get_settings()
+    missing = run_against_kafka(settings, missing_topics(settings))
     if missing:
         raise click.ClickException(f"missing topics: {', '.join(missing)}")
     click.echo("all topics exist")
@@ -118,8 +131,9 @@ def seed(paths: tuple[Path, ...], rate: float, loops: int, new_ids: bool, dry_ru
     """Replay .txt / .json / .jsonl files and folders onto articles.raw."""
     from worker.seeder import run_seeder
 
-    summary = asyncio.run(run_seeder(list(paths), get_settings(), rate=rate, loops=loops,
-                                     new_ids=new_ids, dry_run=dry_run, topic=topic))
+    settings = get_settings()
+    summary = run_against_kafka(settings, run_seeder(list(paths), settings, rate=rate, loops=loops,
+                                                     new_ids=new_ids, dry_run=dry_run, topic=topic))
     click.echo(summary.render(), err=True)
     if summary.errors and not summary.sent and not dry_run:
         sys.exit(1)
@@ -156,12 +170,13 @@ def consume(topic: str, from_beginning: bool, follow: bool, lang: str | None, de
     """Read enriched articles (or any output topic) for downstream use."""
     from worker.consumer import run_consumer
 
+    settings = get_settings()
     try:
-        asyncio.run(run_consumer(get_settings(), topic, from_beginning=from_beginning, follow=follow,
-                                 lang=lang, dedup_status=dedup_status, fmt=fmt,
-                                 max_messages=max_messages, idle_timeout=timeout))
+        run_against_kafka(settings, run_consumer(settings, topic, from_beginning=from_beginning, follow=follow,
+                                                 lang=lang, dedup_status=dedup_status, fmt=fmt,
+                                                 max_messages=max_messages, idle_timeout=timeout))
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C: the consumer has no group and no offsets to commit; just stop
 
 
 # -- offline ----------------------------------------------------------------------------------

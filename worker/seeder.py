@@ -46,7 +46,11 @@ async def run_seeder(paths: list[Path], settings: Settings, *, rate: float = 0.0
     if not dry_run:
         producer = AIOKafkaProducer(**settings.kafka_client_options(), acks="all", enable_idempotence=True,
                                     linger_ms=5, max_batch_size=1024 * 1024, max_request_size=4 * 1024 * 1024)
-        await producer.start()
+        try:
+            await producer.start()
+        except Exception:
+            await producer.stop()  # release its connections; the caller explains the error
+            raise
     started = time.monotonic()
     pending: list[asyncio.Future] = []
     bar = tqdm(unit="article", desc="seeding", disable=not progress, mininterval=0.5)

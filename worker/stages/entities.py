@@ -167,12 +167,14 @@ def _build_fold_table() -> np.ndarray:
     return table
 
 
-def _normalise(text: str, table: np.ndarray) -> str:
+def _normalise(text: str, table: np.ndarray) -> tuple[str, int]:
     """Length-preserving normalisation (see module docstring), ~10 µs per 4 KB.
     str.translate with a dict would be ~10x slower once the text has one
-    non-ASCII character (typographic quotes are enough)."""
+    non-ASCII character (typographic quotes are enough). Also returns the highest
+    normalised code point, which tells whether non-Latin keys can match at all."""
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    return table[np.minimum(codes, 0x10000)].tobytes().decode("utf-32-le")
+    mapped = table[np.minimum(codes, 0x10000)]
+    return mapped.tobytes().decode("utf-32-le"), int(mapped.max())
 
 
 def _is_unspaced(ch: str) -> bool:
@@ -228,6 +230,7 @@ _P_PERSON, _P_ORG, _P_COUNTRY, _P_PLACE, _P_NORP, _P_CITY_HAND, _P_SHORT = range
 _AUTO = 10
 _P_COUNTRY_AUTO, _P_STATE_AUTO, _P_CITY_AUTO, _P_CITY_ALT = 10, 11, 12, 13
 
+_OTHER_SCRIPTS = 0x370  # code points from Greek on go to the second automaton
 _BIG_CITY = 1_000_000  # big cities: alternate names loaded, no adjacency check
 _RESCUE_MIN_POP = 100_000  # stop-listed cities kept for "Nice, France" rescue
 
@@ -368,6 +371,7 @@ _APPOSITION_AFTER = re.compile(
     r"diplomat|journalist|correspondent|founder|executive|officer|governor|mayor|"
     r"candidate|politician|activist|lawyer|judge|prosecutor|historian|scholar)\b"
 )
+_WORD_PUNCT = frozenset("’'‐.-")
 _PARTICLES = frozenset("bin ibn al el da de do dos das del della di du van von der den la le ter".split())
 
 
@@ -628,7 +632,11 @@ class _Gazetteer:
     # ---- automaton ------------------------------------------------------- #
 
     def _build_automaton(self) -> None:
-        automaton = ahocorasick.Automaton()
+        # Two automata: pyahocorasick scans a node's children linearly, so keys in
+        # other scripts (thousands of distinct first characters) would make every
+        # English article pay for them. The second one runs only when the text
+        # has such characters.
+        latin, other = ahocorasick.Automaton(), ahocorasick.Automaton()
         for key, payloads in self._keys.items():
             curated = [p for p in payloads if p.prio < _AUTO]
             if any(p.kind != _SHORT for p in curated):
@@ -643,9 +651,11 @@ class _Gazetteer:
             padded = " " * lpad + key + " " * rpad
             # Value: offsets to recover the word span from the match end index in
             # the padded text: start = e - a, end = e - b (original coordinates).
-            automaton.add_word(padded, (len(padded) - lpad, rpad, tuple(payloads)))
-        automaton.make_automaton()
-        self.automaton = automaton
+            target = latin if max(map(ord, key)) < _OTHER_SCRIPTS else other
+            target.add_word(padded, (len(padded) - lpad, rpad, tuple(payloads)))
+        latin.make_automaton()
+        other.make_automaton()
+        self.automata = (latin, other)
         self.n_keys = len(self._keys)
         del self._keys
 
@@ -658,16 +668,16 @@ class _Gazetteer:
         # material of the fallback PERSON pattern.
         self._cap_run = re.compile(
             rf"(?<![\w’'‐.-]){tok}(?: (?:(?:{part}) )?(?:(?:al|el)-)?{tok})+(?![\w‐-])")
-        self._prev_word = re.compile(r"([^\W\d_][\w’'‐.-]*) $")
-        self._next_word = re.compile(r" ([^\W\d_][\w‐-]*)")
 
     # ------------------------------------------------------------------- #
     # Tagging                                                              #
     # ------------------------------------------------------------------- #
 
     def tag(self, text: str, lang: str) -> list[Entity]:
-        padded = " " + _normalise(text, self.table) + " "
-        cands = self._match(text, padded, lang)
+        norm, top = _normalise(text, self.table)
+        padded = " " + norm + " "
+        automata = self.automata if top >= _OTHER_SCRIPTS else self.automata[:1]
+        cands = self._match(text, padded, lang, automata)
         cands = self._context_filter(text, cands)
         occupied = bytearray(len(text) + 1)
         chosen = self._select(text, cands, occupied)
@@ -675,12 +685,17 @@ class _Gazetteer:
             chosen.extend(self._fallback_people(text, occupied))
         return self._group(text, chosen)
 
-    def _match(self, text: str, padded: str, lang: str) -> list[tuple[int, int, _Payload, _Ent]]:
+    def _match(self, text: str, padded: str, lang: str,
+               automata: tuple[Any, ...]) -> list[tuple[int, int, _Payload | None, _Ent]]:
         """All gazetteer matches whose case rule passes, with their resolved entity."""
-        out: list[tuple[int, int, _Payload, _Ent]] = []
+        out: list[tuple[int, int, _Payload | None, _Ent]] = []
         last_full: dict[str, int] = {}  # person id -> start of latest full mention
         n = len(text)
-        for e, (a, b, payloads) in self.automaton.iter(padded):
+        matches = automata[0].iter(padded)
+        if len(automata) > 1:  # keep end order, which surname resolution relies on
+            matches = sorted((*automata[0].iter(padded), *automata[1].iter(padded)),
+                             key=lambda m: m[0])
+        for e, (a, b, payloads) in matches:
             start, end = e - a, e - b
             for p in payloads:
                 mode = p.mode
@@ -758,20 +773,27 @@ class _Gazetteer:
             kept.append(cand)
         return kept
 
-    def _neighbour(self, text: str, pos: int, before: bool, other: set[int]) -> str | None:
+    @staticmethod
+    def _neighbour(text: str, pos: int, before: bool, other: set[int]) -> str | None:
         """Classify the word directly before/after pos (one space apart):
         'name' (a capitalised word that is not a stop word), 'title', or None."""
         if before:
-            m = self._prev_word.search(text, max(0, pos - 40), pos)
-            if not m or m.end(1) in other:
+            if pos < 2 or text[pos - 1] != " ":
                 return None
-            word = m.group(1)
+            i = pos - 1
+            if i in other:
+                return None
+            while i > 0 and (text[i - 1].isalnum() or text[i - 1] in _WORD_PUNCT):
+                i -= 1
+            word = text[i:pos - 1]
         else:
-            m = self._next_word.match(text, pos)
-            if not m or m.start(1) in other:
+            if text[pos:pos + 1] != " " or pos + 1 in other:
                 return None
-            word = m.group(1)
-        if not word[0].isupper() or word.isupper():
+            j = pos + 1
+            while j < len(text) and (text[j].isalnum() or text[j] in "-‐"):
+                j += 1
+            word = text[pos + 1:j]
+        if not word or not word[0].isupper() or word.isupper():
             return None  # lowercase, or an acronym ("NATO", "US")
         if word.endswith(("’s", "'s")):
             return None  # possessive: "Russia’s Putin"
