@@ -216,6 +216,7 @@ def slugify(name: str) -> str:
 _FULL = 0  # an unconditional reading (full name, acronym, place name...)
 _SHORT = 1  # a bare surname: needs resolution against earlier full mentions
 _CITY = 2  # a geonames city (subject to stop words and the adjacency check)
+_TRIGGER = 3  # not an entity: a cue word for the fallback PERSON pattern
 
 # Case rules
 _ANY = 0  # uncased scripts
@@ -229,6 +230,7 @@ _EXACT = 2  # acronyms and CamelCase brands: letters must match exactly
 _P_PERSON, _P_ORG, _P_COUNTRY, _P_PLACE, _P_NORP, _P_CITY_HAND, _P_SHORT = range(7)
 _AUTO = 10
 _P_COUNTRY_AUTO, _P_STATE_AUTO, _P_CITY_AUTO, _P_CITY_ALT = 10, 11, 12, 13
+_P_TRIGGER = 20
 
 _OTHER_SCRIPTS = 0x370  # code points from Greek on go to the second automaton
 _BIG_CITY = 1_000_000  # big cities: alternate names loaded, no adjacency check
@@ -248,7 +250,7 @@ class _Payload:
 
     __slots__ = (
         "ent", "kind", "mode", "cap_pos", "letters", "trail", "trail_req",
-        "prio", "stop_langs", "adjacency", "persons", "pop", "kana",
+        "prio", "stop_langs", "adjacency", "persons", "pop", "kana", "trig",
     )
 
     def __init__(self, ent: _Ent | None, kind: int, alias: str, key_norm: str,
@@ -267,6 +269,7 @@ class _Payload:
         self.persons: tuple[tuple[_Ent, bool], ...] = ()  # _SHORT: (person, bare)
         self.pop = 0
         self.kana = bool(key_norm) and all(_is_katakana(c) for c in key_norm)
+        self.trig = 0  # _TRIGGER: bitmask of _T_* roles
 
 
 def _case_rule(alias: str, lead: int) -> tuple[int, int, str]:
@@ -344,33 +347,35 @@ battalion regiment corps unit units troops intelligence ministry's
 post comment previous source original related stories advertisement share
 """.split())
 
-# Lowercase nouns that introduce a name in running English text.
-_TRIGGER_BEFORE = re.compile(
-    r"\b(?:leader|spokesman|spokeswoman|spokesperson|minister|president|"
-    r"secretary|ambassador|envoy|chancellor|governor|mayor|senator|commander|"
-    r"director|chairman|chairwoman|chief|adviser|advisor|aide|official|lawmaker|"
-    r"analyst|correspondent|reporter|editor|journalist|professor|economist|"
-    r"researcher|expert|founder|executive|premier|deputy|counterpart|judge|"
-    r"prosecutor|lawyer|attorney|activist|general|admiral|colonel|"
-    r"[Aa]ccording to),? $"
-)
-# Bylines: "Edited by Mike Firn and Stephen Wright."
-_TRIGGER_BYLINE = re.compile(
-    r"\b(?:[Ee]dited|[Rr]eporting|[Ww]ritten|[Rr]eported|[Cc]ompiled|[Pp]roduced|"
-    r"[Pp]hoto|[Aa]dditional reporting) by $"
-)
-_SAID_AFTER = re.compile(
-    r",? (?:said|says|told|added|wrote|stated|explained|noted|warned|argued|"
-    r"insisted|stressed|tweeted|posted|announced|confirmed|denied|urged)\b"
-)
-_APPOSITION_AFTER = re.compile(
-    r", (?:a|an|the|who|whose) (?:[\w.’'-]+ ){0,6}?(?:spokesman|spokeswoman|"
-    r"spokesperson|minister|official|admiral|general|analyst|professor|"
-    r"commander|ambassador|president|leader|expert|director|secretary|chief|"
-    r"economist|lawmaker|senator|researcher|fellow|adviser|advisor|envoy|"
-    r"diplomat|journalist|correspondent|founder|executive|officer|governor|mayor|"
-    r"candidate|politician|activist|lawyer|judge|prosecutor|historian|scholar)\b"
-)
+# Trigger words for the fallback PERSON pattern. They are keys of the Latin
+# automaton too, so finding them costs nothing extra; the name patterns then run
+# anchored at those few positions instead of scanning the whole text.
+_T_AFTER, _T_BYLINE, _T_BEFORE, _T_APPOS = 1, 2, 4, 8
+_TRIGGERS = {
+    # a name follows: "Foreign Minister Mauro Vieira", "spokesperson Maria Zakharova"
+    _T_AFTER: """president minister chancellor secretary senator sen rep governor gov
+        mayor general gen admiral adm colonel col commander ambassador envoy mr mrs
+        ms dr prof professor pope king queen prince princess sheikh emir judge
+        justice director chairman chairwoman ceo spokesman spokeswoman spokesperson
+        premier speaker sgt sergeant captain capt lieutenant lt rabbi imam ayatollah
+        cardinal archbishop bishop rev reverend leader chief adviser advisor aide
+        official lawmaker analyst correspondent reporter editor journalist economist
+        researcher expert founder executive deputy counterpart prosecutor lawyer
+        attorney activist congressman congresswoman""".split() + ["according to"],
+    # bylines: "Edited by Mike Firn and Stephen Wright."
+    _T_BYLINE: ["edited by", "reporting by", "written by", "reported by", "compiled by",
+                "produced by", "photo by", "additional reporting by"],
+    # a name precedes: "Maria Zakharova said"
+    _T_BEFORE: """said says told added wrote stated explained noted warned argued
+        insisted stressed tweeted posted announced confirmed denied urged""".split(),
+    # apposition: "James Stavridis, a retired U.S. Navy admiral"
+    _T_APPOS: """spokesman spokeswoman spokesperson minister official admiral general
+        analyst professor commander ambassador president leader expert director
+        secretary chief economist lawmaker senator researcher fellow adviser advisor
+        envoy diplomat journalist correspondent founder executive officer governor
+        mayor candidate politician activist lawyer judge prosecutor historian
+        scholar""".split(),
+}
 _WORD_PUNCT = frozenset("’'‐.-")
 _PARTICLES = frozenset("bin ibn al el da de do dos das del della di du van von der den la le ter".split())
 
@@ -424,6 +429,11 @@ class _Gazetteer:
         self._load_places()
         self._load_norp()
         self._load_cities(aliases["cities"])
+        for role, words in _TRIGGERS.items():
+            for word in words:
+                payload = self._add(word, None, _P_TRIGGER, _TRIGGER)
+                if payload is not None:
+                    payload.trig |= role
         self._build_automaton()
         self._build_patterns()
 
@@ -662,12 +672,15 @@ class _Gazetteer:
     def _build_patterns(self) -> None:
         up = _char_class(str.isupper)
         lo = _char_class(str.islower)
+        # One capitalised name token: Mike, O'Brien, McConnell, Hong-kyun, Jean-Luc.
         tok = rf"[{up}](?:['’][{up}])?[{lo}]+(?:[{up}][{lo}]+)?(?:[-‐][{up}]?[{lo}]+)*"
         part = "|".join(sorted(_PARTICLES))
-        # A run of >= 2 capitalised words (particles allowed inside), the raw
-        # material of the fallback PERSON pattern.
-        self._cap_run = re.compile(
-            rf"(?<![\w’'‐.-]){tok}(?: (?:(?:{part}) )?(?:(?:al|el)-)?{tok})+(?![\w‐-])")
+        name = rf"{tok}(?: (?:(?:{part}) )?(?:(?:al|el)-)?{tok})*"
+        boundary = r"(?<![\w’'‐.-])"
+        self._name_at = re.compile(rf" ({name})(?![\w‐-])")  # .match after a trigger
+        self._name_before = re.compile(rf"{boundary}({name}),? $")  # .search, ends at trigger
+        self._appos_before = re.compile(
+            rf"{boundary}({name}), (?:a|an|the|who|whose) (?:[\w.’'-]+ ){{0,6}}$")
 
     # ------------------------------------------------------------------- #
     # Tagging                                                              #
@@ -677,17 +690,19 @@ class _Gazetteer:
         norm, top = _normalise(text, self.table)
         padded = " " + norm + " "
         automata = self.automata if top >= _OTHER_SCRIPTS else self.automata[:1]
-        cands = self._match(text, padded, lang, automata)
+        triggers: list[tuple[int, int, int]] = []
+        cands = self._match(text, padded, lang, automata, triggers)
         cands = self._context_filter(text, cands)
         occupied = bytearray(len(text) + 1)
         chosen = self._select(text, cands, occupied)
-        if lang == "en":
-            chosen.extend(self._fallback_people(text, occupied))
+        if triggers:
+            chosen.extend(self._fallback_people(text, occupied, triggers))
         return self._group(text, chosen)
 
-    def _match(self, text: str, padded: str, lang: str,
-               automata: tuple[Any, ...]) -> list[tuple[int, int, _Payload | None, _Ent]]:
-        """All gazetteer matches whose case rule passes, with their resolved entity."""
+    def _match(self, text: str, padded: str, lang: str, automata: tuple[Any, ...],
+               triggers: list[tuple[int, int, int]]) -> list[tuple[int, int, _Payload | None, _Ent]]:
+        """All gazetteer matches whose case rule passes, with their resolved entity.
+        Trigger words for the English fallback pattern are appended to triggers."""
         out: list[tuple[int, int, _Payload | None, _Ent]] = []
         last_full: dict[str, int] = {}  # person id -> start of latest full mention
         n = len(text)
@@ -715,6 +730,10 @@ class _Gazetteer:
                         stop_end = end + len(p.trail)
                     elif p.trail_req:
                         continue
+                if p.kind == _TRIGGER:
+                    if lang == "en":
+                        triggers.append((start, end, p.trig))
+                    break
                 if p.kind == _SHORT:
                     ent = self._resolve_short(p, start, last_full)
                     if ent is None:
@@ -842,58 +861,52 @@ class _Gazetteer:
 
     # ---- fallback PERSON pattern (English) --------------------------------- #
 
-    def _fallback_people(self, text: str, occupied: bytearray) -> list[tuple[int, int, _Ent]]:
-        """Unknown people introduced by a title or a reporting verb:
-        'Foreign Minister Mauro Vieira', 'spokesperson Maria Zakharova',
-        'Maria Zakharova said', 'James Stavridis, a retired U.S. Navy admiral'.
-        Precision over recall: 2-4 capitalised tokens, none an institution word,
-        not overlapping any gazetteer entity."""
+    def _fallback_people(self, text: str, occupied: bytearray,
+                         triggers: list[tuple[int, int, int]]) -> list[tuple[int, int, _Ent]]:
+        """Unknown people introduced by a cue: 'Foreign Minister Mauro Vieira',
+        'spokesperson Maria Zakharova', 'Maria Zakharova said', 'James Stavridis,
+        a retired U.S. Navy admiral', 'Edited by Mike Firn and Stephen Wright'.
+        Precision over recall: 2-4 capitalised tokens, none of them an institution
+        word, a title or a stop word, not overlapping any gazetteer entity."""
         found: list[tuple[int, int, _Ent]] = []
-        byline_end = -1  # end of the last byline name, to continue "X and Y"
-        for m in self._cap_run.finditer(text):
-            tokens = [(m.start() + t.start(), m.start() + t.end())
-                      for t in re.finditer(r"\S+", m.group())]
-            words = [text[s:e].rstrip(".").lower() for s, e in tokens]
-            titled = [i for i, w in enumerate(words) if w in _TITLES]
-            if titled:
-                first, triggered = titled[-1] + 1, True
-            else:
-                first = 0
-                while first < len(words) and words[first] in _STOPWORDS:
-                    first += 1
-                triggered = False
-            last = first
-            while last < len(words) and words[last] not in _NOT_NAME \
-                    and words[last] not in _STOPWORDS and words[last] not in _TITLES:
-                last += 1
-            name_tokens = tokens[first:last]
-            while name_tokens and text[name_tokens[-1][0]:name_tokens[-1][1]] in _PARTICLES:
-                name_tokens.pop()
-            if not 2 <= len(name_tokens) <= 4:
-                continue
-            ns, ne = name_tokens[0][0], name_tokens[-1][1]
-            if occupied.find(1, ns, ne) != -1:
-                continue
-            byline = False
-            if not triggered and first == 0:
-                before = text[max(0, ns - 40):ns]
-                byline = bool(_TRIGGER_BYLINE.search(before)) or (
-                    byline_end >= 0 and text[byline_end:ns] in (" and ", ", ", " & "))
-                triggered = byline or bool(_TRIGGER_BEFORE.search(before))
-            if not triggered and last == len(words):
-                triggered = bool(_SAID_AFTER.match(text, ne) or _APPOSITION_AFTER.match(text, ne))
-            if not triggered:
-                continue
+
+        def accept(span: tuple[int, int] | None) -> bool:
+            if span is None or occupied.find(1, *span) != -1:
+                return False
+            ns, ne = span
             name = text[ns:ne].replace("’", "'").replace("‐", "-")
-            ent = _Ent(f"person:{slugify(name)}", "PERSON", name)
             occupied[ns:ne] = b"\x01" * (ne - ns)
-            found.append((ns, ne, ent))
-            if byline:
-                byline_end = ne
-        # Later mentions of the same person by full name or surname.
+            found.append((ns, ne, _Ent(f"person:{slugify(name)}", "PERSON", name)))
+            return True
+
+        for start, end, role in triggers:
+            if role & (_T_AFTER | _T_BYLINE):
+                pos = end + (text[end:end + 1] == ".")  # "Gen. Asim Munir"
+                pos += text[pos:pos + 1] == ","  # "minister, Kim Hong-kyun,"
+                m = self._name_at.match(text, pos)
+                if m and accept(self._name_span(text, m.start(1), m.end(1), from_right=False)) \
+                        and role & _T_BYLINE:
+                    # "Edited by A and B": follow the chain of byline names
+                    while True:
+                        tail = found[-1][1]
+                        sep = next((x for x in (" and ", ", ", " & ") if text.startswith(x, tail)), None)
+                        m = self._name_at.match(text, tail + len(sep) - 1) if sep else None
+                        if not m or not accept(self._name_span(text, m.start(1), m.end(1), False)):
+                            break
+            if role & _T_BEFORE:
+                m = self._name_before.search(text, max(0, start - 80), start)
+                if m:
+                    accept(self._name_span(text, m.start(1), m.end(1), from_right=True))
+            if role & _T_APPOS:
+                m = self._appos_before.search(text, max(0, start - 160), start)
+                if m:
+                    accept(self._name_span(text, m.start(1), m.end(1), from_right=True))
+
+        # Later mentions of the same person by full name or by surname.
         for ns, ne, ent in list(found):
             surname = ent.canonical.rsplit(" ", 1)[-1]
-            for form in {text[ns:ne], surname} if len(surname) >= 3 else {text[ns:ne]}:
+            forms = {text[ns:ne], surname} if len(surname) >= 3 else {text[ns:ne]}
+            for form in forms:
                 pos = text.find(form, ne)
                 while pos != -1:
                     end = pos + len(form)
@@ -904,6 +917,34 @@ class _Gazetteer:
                         found.append((pos, end, ent))
                     pos = text.find(form, end)
         return found
+
+    @staticmethod
+    def _name_span(text: str, s: int, e: int, from_right: bool) -> tuple[int, int] | None:
+        """The part of a capitalised run that can be a person's name: the longest
+        prefix (name after a cue) or suffix (name before a cue) of tokens that are
+        not titles, stop words or institution words; 2-4 tokens."""
+        tokens: list[tuple[int, int]] = []
+        i = s
+        for word in text[s:e].split(" "):
+            tokens.append((i, i + len(word)))
+            i += len(word) + 1
+        if from_right:
+            tokens.reverse()
+        kept: list[tuple[int, int]] = []
+        for a, b in tokens:
+            word = text[a:b].lower()
+            if word in _NOT_NAME or word in _STOPWORDS or word in _TITLES:
+                break
+            kept.append((a, b))
+        if from_right:
+            kept.reverse()
+        while kept and text[kept[0][0]:kept[0][1]] in _PARTICLES:
+            kept.pop(0)
+        while kept and text[kept[-1][0]:kept[-1][1]] in _PARTICLES:
+            kept.pop()
+        if not 2 <= len(kept) <= 4:
+            return None
+        return kept[0][0], kept[-1][1]
 
     # ---- output ------------------------------------------------------------ #
 
