@@ -676,11 +676,10 @@ class _Gazetteer:
         tok = rf"[{up}](?:['’][{up}])?[{lo}]+(?:[{up}][{lo}]+)?(?:[-‐][{up}]?[{lo}]+)*"
         part = "|".join(sorted(_PARTICLES))
         name = rf"{tok}(?: (?:(?:{part}) )?(?:(?:al|el)-)?{tok})*"
-        boundary = r"(?<![\w’'‐.-])"
-        self._name_at = re.compile(rf" ({name})(?![\w‐-])")  # .match after a trigger
-        self._name_before = re.compile(rf"{boundary}({name}),? $")  # .search, ends at trigger
-        self._appos_before = re.compile(
-            rf"{boundary}({name}), (?:a|an|the|who|whose) (?:[\w.’'-]+ ){{0,6}}$")
+        self._name_at = re.compile(rf" ({name})(?![\w‐-])")  # .match after a cue
+        self._name_full = re.compile(name)  # .fullmatch of a run found by scanning back
+        # ", a retired U.S. Navy " before an apposition noun (searched in 80 chars)
+        self._appos_tail = re.compile(r", (?:a|an|the|who|whose) (?:[\w.’'-]+ ){0,6}$")
 
     # ------------------------------------------------------------------- #
     # Tagging                                                              #
@@ -692,7 +691,6 @@ class _Gazetteer:
         automata = self.automata if top >= _OTHER_SCRIPTS else self.automata[:1]
         triggers: list[tuple[int, int, int]] = []
         cands = self._match(text, padded, lang, automata, triggers)
-        cands = self._context_filter(text, cands)
         occupied = bytearray(len(text) + 1)
         chosen = self._select(text, cands, occupied)
         if triggers:
@@ -706,12 +704,18 @@ class _Gazetteer:
         out: list[tuple[int, int, _Payload | None, _Ent]] = []
         last_full: dict[str, int] = {}  # person id -> start of latest full mention
         n = len(text)
+        # The automaton reports matches ending at the same place longest first;
+        # a shorter one inside a confident longer one can never win ("Putin" in
+        # "Vladimir Putin"), so it is not even considered.
+        cover_end, cover_start = -1, -1
         matches = automata[0].iter(padded)
         if len(automata) > 1:  # keep end order, which surname resolution relies on
             matches = sorted((*automata[0].iter(padded), *automata[1].iter(padded)),
                              key=lambda m: m[0])
         for e, (a, b, payloads) in matches:
             start, end = e - a, e - b
+            if end == cover_end and start > cover_start:
+                continue
             for p in payloads:
                 mode = p.mode
                 if mode == _CAP:
@@ -745,6 +749,8 @@ class _Gazetteer:
                 # A stop-listed city is only a rescue candidate ("Nice, France",
                 # checked in _select); payload None marks it.
                 out.append((start, stop_end, None if stopped else p, ent))
+                if not stopped and not p.adjacency:
+                    cover_end, cover_start = end, start
                 break
         return out
 
@@ -764,33 +770,19 @@ class _Gazetteer:
 
     # ---- context rules ---------------------------------------------------- #
 
-    def _context_filter(self, text: str, cands: list) -> list:
-        """Drop adjacency-flagged candidates glued to another capitalised name:
-        "Lewis Hamilton" (city), "Chad Smith" (country), "Kim Hong-kyun" (surname)."""
-        if not any(p is not None and p.adjacency for _, _, p, _ in cands):
-            return cands
-        # A neighbour that is itself a confident non-person entity is fine
-        # ("Kazan BRICS summit"); two weak readings must not vouch for each other
-        # ("George Washington": George, South Africa + Washington, D.C.).
-        strong = [(s, e) for s, e, p, ent in cands
-                  if p is not None and not p.adjacency and ent.label != "PERSON"]
-        other_starts = {s for s, _ in strong}
-        other_ends = {e for _, e in strong}
-        title_lines: dict[int, bool] = {}
-        kept = []
-        for cand in cands:
-            start, end, p, ent = cand
-            if p is not None and p.adjacency:
-                prev_kind = self._neighbour(text, start, before=True, other=other_ends)
-                next_kind = self._neighbour(text, end, before=False, other=other_starts)
-                if p.kind == _SHORT:
-                    bad = prev_kind == "name" or next_kind == "name"
-                else:  # a place: a title before it makes it a person ("President Lincoln")
-                    bad = prev_kind in ("name", "title") or next_kind == "name"
-                if bad and not self._is_title_line(text, start, title_lines):
-                    continue
-            kept.append(cand)
-        return kept
+    def _glued(self, text: str, start: int, end: int, p: _Payload,
+               strong_starts: set[int], strong_ends: set[int], title_lines: dict[int, bool]) -> bool:
+        """True when an adjacency-flagged reading is glued to another capitalised
+        name: "Lewis Hamilton" (city), "Chad Smith" (country), "Kim Hong-kyun"
+        (surname). A title before a place makes it a person ("President Lincoln");
+        before a surname it confirms the person ("President Trump")."""
+        prev_kind = self._neighbour(text, start, before=True, other=strong_ends)
+        next_kind = self._neighbour(text, end, before=False, other=strong_starts)
+        if p.kind == _SHORT:
+            bad = prev_kind == "name" or next_kind == "name"
+        else:
+            bad = prev_kind in ("name", "title") or next_kind == "name"
+        return bad and not self._is_title_line(text, start, title_lines)
 
     @staticmethod
     def _neighbour(text: str, pos: int, before: bool, other: set[int]) -> str | None:
@@ -838,13 +830,28 @@ class _Gazetteer:
     # ---- overlap resolution ------------------------------------------------- #
 
     def _select(self, text: str, cands: list, occupied: bytearray) -> list[tuple[int, int, _Ent]]:
-        """Longest match wins; ties go to the earlier match. Marks occupied chars."""
+        """Longest match wins; ties go to the earlier match. Marks occupied chars.
+        Context rules run here, only for readings that survive the overlap test."""
         cands.sort(key=lambda c: (c[0] - c[1], c[0]))
         chosen: list[tuple[int, int, _Ent]] = []
         rescue: list[tuple[int, int, _Ent]] = []
+        # A neighbour that is itself a confident non-person entity is fine
+        # ("Kazan BRICS summit"); two weak readings must not vouch for each other
+        # ("George Washington": George, South Africa + Washington, D.C.).
+        strong_starts: set[int] | None = None
+        strong_ends: set[int] = set()
+        title_lines: dict[int, bool] = {}
         for start, end, p, ent in cands:
             if occupied.find(1, start, end) != -1:
                 continue
+            if p is not None and p.adjacency:
+                if strong_starts is None:
+                    strong = [(s, e) for s, e, q, x in cands
+                              if q is not None and not q.adjacency and x.label != "PERSON"]
+                    strong_starts = {s for s, _ in strong}
+                    strong_ends = {e for _, e in strong}
+                if self._glued(text, start, end, p, strong_starts, strong_ends, title_lines):
+                    continue
             occupied[start:end] = b"\x01" * (end - start)
             (rescue if p is None else chosen).append((start, end, ent))
         # Stop-listed cities survive only as "Nice, France" / "Mobile, Alabama".
@@ -883,7 +890,9 @@ class _Gazetteer:
             if role & (_T_AFTER | _T_BYLINE):
                 pos = end + (text[end:end + 1] == ".")  # "Gen. Asim Munir"
                 pos += text[pos:pos + 1] == ","  # "minister, Kim Hong-kyun,"
-                m = self._name_at.match(text, pos)
+                # cheap test first: a capitalised word not already tagged follows
+                nxt = text[pos + 1:pos + 2]
+                m = self._name_at.match(text, pos) if nxt.isupper() and not occupied[pos + 1] else None
                 if m and accept(self._name_span(text, m.start(1), m.end(1), from_right=False)) \
                         and role & _T_BYLINE:
                     # "Edited by A and B": follow the chain of byline names
@@ -894,13 +903,14 @@ class _Gazetteer:
                         if not m or not accept(self._name_span(text, m.start(1), m.end(1), False)):
                             break
             if role & _T_BEFORE:
-                m = self._name_before.search(text, max(0, start - 80), start)
-                if m:
-                    accept(self._name_span(text, m.start(1), m.end(1), from_right=True))
+                # "Maria Zakharova said" / "Maria Zakharova, 49, said" is not handled
+                pos = start - 1 - (text[start - 2:start - 1] == ",")
+                accept(self._name_ending_at(text, pos, occupied))
             if role & _T_APPOS:
-                m = self._appos_before.search(text, max(0, start - 160), start)
+                # "NAME, a|an|the|who ... <noun>": find the comma, then the name
+                m = self._appos_tail.search(text, max(0, start - 80), start)
                 if m:
-                    accept(self._name_span(text, m.start(1), m.end(1), from_right=True))
+                    accept(self._name_ending_at(text, m.start(), occupied))
 
         # Later mentions of the same person by full name or by surname.
         for ns, ne, ent in list(found):
@@ -917,6 +927,27 @@ class _Gazetteer:
                         found.append((pos, end, ent))
                     pos = text.find(form, end)
         return found
+
+    def _name_ending_at(self, text: str, end: int, occupied: bytearray) -> tuple[int, int] | None:
+        """The person name (if any) made of the capitalised run ending at end."""
+        if end < 2 or occupied[end - 1] or not text[end - 1].isalpha():
+            return None
+        # walk back over space-separated tokens that are capitalised or particles
+        start, i = -1, end
+        while i > 0:
+            j = i
+            while j > 0 and (text[j - 1].isalnum() or text[j - 1] in "’'‐-"):
+                j -= 1
+            word = text[j:i]
+            if not word or not (word[0].isupper() or word in _PARTICLES):
+                break
+            start = j
+            if j < 2 or text[j - 1] != " ":
+                break
+            i = j - 1
+        if start < 0 or self._name_full.fullmatch(text, start, end) is None:
+            return None
+        return self._name_span(text, start, end, from_right=True)
 
     @staticmethod
     def _name_span(text: str, s: int, e: int, from_right: bool) -> tuple[int, int] | None:
