@@ -376,6 +376,9 @@ _TRIGGERS = {
         mayor candidate politician activist lawyer judge prosecutor historian
         scholar""".split(),
 }
+_VESSELS = r"(?:submarine|frigate|cruiser|destroyer|warship|corvette|icebreaker|aircraft carrier|carrier|tanker)"
+_VESSEL_AFTER = re.compile(rf"[\"”»’']? (?:nuclear |nuclear-powered |guided-missile |missile )?{_VESSELS}\b")
+_VESSEL_BEFORE = re.compile(rf"\b{_VESSELS} [\"“«‘']?$")
 _WORD_PUNCT = frozenset("’'‐.-")
 _PARTICLES = frozenset("bin ibn al el da de do dos das del della di du van von der den la le ter".split())
 
@@ -782,6 +785,9 @@ class _Gazetteer:
             bad = prev_kind == "name" or next_kind == "name"
         else:
             bad = prev_kind in ("name", "title") or next_kind == "name"
+            # Warships are named after cities: the submarine "Arkhangelsk".
+            if _VESSEL_AFTER.match(text, end) or _VESSEL_BEFORE.search(text, max(0, start - 24), start):
+                return True
         return bad and not self._is_title_line(text, start, title_lines)
 
     @staticmethod
