@@ -263,3 +263,24 @@ def test_consumer_command_filters_and_exits(kafka, names, tmp_path):
     none = subprocess.run(base + ["--lang", "fr"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60, check=True)
     assert none.stdout == ""
+
+
+def test_rocksdb_store_keeps_the_index_across_restarts(kafka, names, tmp_path):
+    settings = settings_for(kafka.bootstrap_servers, names)
+    asyncio.run(create_topics(settings))
+    worker = start_worker(kafka.bootstrap_servers, names, tmp_path, "r1", STORE="rocksdb://")
+    try:
+        originals = asyncio.run(run_seeder([SEEDS], settings, progress=False))
+        asyncio.run(outputs(kafka, names, topics.ENRICHED, ids=originals.ids))
+    finally:
+        worker.stop()
+    assert list((tmp_path / "faust").rglob("*.sst")) or list((tmp_path / "faust").rglob("CURRENT"))
+    worker = start_worker(kafka.bootstrap_servers, names, tmp_path, "r2", STORE="rocksdb://")
+    try:
+        copies = asyncio.run(run_seeder([SEEDS], settings, new_ids=True, progress=False))
+        enriched = asyncio.run(outputs(kafka, names, topics.ENRICHED, ids=copies.ids))
+        verdicts = {m["id"]: m["dedup"] for m in enriched}
+        assert {verdicts[i]["status"] for i in copies.ids} == {"exact_duplicate"}
+        assert {verdicts[i]["duplicate_of"] for i in copies.ids} == set(originals.ids)
+    finally:
+        worker.stop()
