@@ -10,11 +10,26 @@
 whatever partition it arrived on; its state is one small record per article in a faust Table
 and is rebuilt from the changelog after a restart or a rebalance.
 
-Agents only move data: the work is in worker/pipeline.py and worker/stages/. faust flushes the
-producer before it commits offsets, so an offset never passes an output that is not durable,
-and a send that fails for good stops the process before any commit (at-least-once). Both
-agents run with concurrency=1 (faust-streaming#606: concurrency > 1 can commit past in-flight
-messages).
+Agents only move data: the work is in worker/pipeline.py and worker/stages/.
+
+Delivery (nothing lost):
+- at_least_once (default): faust flushes the producer (acks=all, idempotent) before it commits
+  offsets, so an offset never passes an output that is not durable; a send that fails for good
+  stops the process before any commit (`must_be_durable`), and the input is processed again.
+  Consumers of the outputs may see an article twice after a crash; outputs are keyed by article
+  id and a redelivered article repeats its first verdict (no second duplicate event).
+- exactly_once (`PROCESSING_GUARANTEE=exactly_once`): outputs and input offsets are committed in
+  one Kafka transaction per input partition; readers use read_committed. faust 0.15.3 routes
+  outputs to the wrong transactions and loses data as shipped: fixed in worker/faust_support.py.
+- Events are acked by hand (`stream.noack()`), inside `app.event_boundary`, after their outputs
+  are queued: an event that raises or is cancelled half-way is never acked, so it is redelivered
+  (faust acks it when the iterator closes, which loses it). Anything unexpected outside the
+  dead-letter path exits the process (code 70) rather than drop an input.
+- Both agents run with concurrency=1 (faust-streaming#606: concurrency > 1 can commit past
+  in-flight messages).
+- SIGTERM stops gracefully in ~1.5 s, or exits after SHUTDOWN_DEADLINE_S (10 s) regardless.
+- `/health/live` answers 503 when an input partition has unprocessed input and no event of it
+  was processed for STALL_TIMEOUT_S (faust-streaming#175/#640/#532: partitions that silently stop).
 
 Run with `faust -A worker.app worker -l info` or `ingest worker`.
 """
@@ -25,6 +40,8 @@ import logging
 import os
 import time
 
+from aiokafka.errors import MessageSizeTooLargeError
+
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -33,7 +50,7 @@ from worker import metrics
 from worker.admin import missing_topics
 from worker.config import get_settings
 from worker.deadletter import dead_letter, dead_letter_key
-from worker.faust_support import IngestApp, faust_broker_options
+from worker.faust_support import IngestApp, IngestWorker, faust_broker_options
 from worker.pipeline import StageError, analyse, decide, finish, utc_now_iso
 from worker.stages.dedup import DedupIndex, IndexRecord
 from worker.stages.validate import InvalidArticle, parse_article
@@ -55,7 +72,16 @@ app = IngestApp(
     table_standby_replicas=settings.standby_replicas,
     consumer_auto_offset_reset="earliest",
     broker_commit_interval=1.0,
+    # A worker that dies without leaving the group (SIGKILL, OOM, power) holds its partitions
+    # until the broker expires its session: 10 s instead of faust's 60 s bounds that pause.
+    # Heartbeats come from the consumer thread, so a busy event loop does not miss them.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=1.0,
     producer_acks=-1,
+    # Room for the largest message any output topic accepts (articles.dlq: 8 MiB), so a big
+    # article or dead letter is not refused by the client before it reaches the broker.
+    producer_max_request_size=9 * 1024 * 1024,
+    Worker=IngestWorker,
     web_enabled=settings.web_enabled,
     web_port=settings.web_port,
     web_bind="0.0.0.0",
@@ -94,19 +120,32 @@ async def rebuild_dedup_index() -> None:
              time.perf_counter() - started)
 
 
-async def send(topic, key: bytes, value: dict):
+async def send(topic, key: bytes | None, value: dict | bytes):
+    """Queue one output (returns the delivery future). Raises only if it cannot even be queued."""
+    payload = value if isinstance(value, bytes) else orjson.dumps(value)
+    future = await topic.send(key=key, value=payload)
     metrics.MESSAGES_OUT.labels(topic.get_topic_name()).inc()
-    return await topic.send(key=key, value=orjson.dumps(value))
+    return future
 
 
 async def send_dead_letter(message, reason: str, error: BaseException, stage: str):
     metrics.DEAD_LETTERS.labels(reason, stage).inc()
     log.warning("dead letter: reason=%s stage=%s source=%s/%d/%d error=%s: %s", reason, stage,
                 message.topic, message.partition, message.offset, type(error).__name__, str(error)[:200])
+    key = dead_letter_key(message.topic, message.partition, message.offset)
     letter = dead_letter(key=message.key, value=message.value, reason=reason, error=error, stage=stage,
                          topic=message.topic, partition=message.partition, offset=message.offset,
                          timestamp=message.timestamp, failed_at=utc_now_iso())
-    return await send(dlq_topic, dead_letter_key(message.topic, message.partition, message.offset), letter)
+    try:
+        return await send(dlq_topic, key, letter)
+    except MessageSizeTooLargeError:
+        # Cannot happen within the topics' size limits; if it does, keep the letter (reason and
+        # source offset: the original is still on the input topic) rather than lose the input.
+        size = len(message.value or b"")
+        letter.update(original_value=None,
+                      message=f"original value ({size} bytes) too large for the DLQ; it is at the "
+                              f"source offset. {letter['message']}"[:2000])
+        return await send(dlq_topic, key, letter)
 
 
 def must_be_durable(future) -> None:
@@ -130,6 +169,73 @@ def must_be_durable(future) -> None:
     future.add_done_callback(check)
 
 
+def give_up(message, exc: BaseException) -> None:
+    """An event could neither be processed nor dead-lettered: exit before its offset is committed."""
+    log.critical("cannot process or dead-letter %s/%d/%d (%s: %s); exiting so it is redelivered",
+                 message.topic, message.partition, message.offset, type(exc).__name__, exc,
+                 exc_info=exc)
+    logging.shutdown()
+    os._exit(70)
+
+
+class Progress:
+    """When each input partition last had an event processed: the stalled-partition check."""
+
+    def __init__(self) -> None:
+        self.last: dict = {}
+
+    def mark(self, tp) -> None:
+        self.last[tp] = time.monotonic()
+
+    def stalled(self, timeout: float) -> list[dict]:
+        consumer = app.consumer
+        if consumer is None or app.rebalancing:
+            return []
+        inputs = {raw_topic.get_topic_name(), dedup_requests_topic.get_topic_name()}
+        # Under exactly_once the high-water mark is the last stable offset, one past the final
+        # transaction marker, which the committed offset never passes while idle.
+        slack = 1 if app.in_transaction else 0
+        now = time.monotonic()
+        found = []
+        for tp in consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - no fetch yet / consumer restarting
+                continue
+            committed = consumer._committed_offset.get(tp) or 0
+            idle = now - self.last.setdefault(tp, now)
+            if highwater is not None and highwater - committed > slack and idle > timeout:
+                found.append({"topic": tp.topic, "partition": tp.partition, "lag": highwater - committed,
+                              "idle_s": round(idle, 1)})
+        return found
+
+
+progress = Progress()
+STALL_TIMEOUT_S = float(os.environ.get("STALL_TIMEOUT_S", "120"))
+
+
+@app.on_partitions_assigned.connect
+async def reset_progress(app, assigned, **kwargs) -> None:  # noqa: ARG001 - faust signal signature
+    app.forget_positions()  # the consumer starts again from the committed offsets
+    for tp in assigned:
+        progress.mark(tp)  # a partition is not "stalled" for the time before it was ours
+
+
+@app.on_partitions_revoked.connect
+async def forget_positions(app, revoked, **kwargs) -> None:  # noqa: ARG001
+    app.forget_positions()
+
+
+async def skip_repeat(stream, event) -> None:
+    """The same record handed over twice without a seek in between: already processed, skip it."""
+    message = event.message
+    log.info("skipping a repeat delivery of %s/%d/%d (already processed)", message.topic, message.partition,
+             message.offset)
+    await stream.ack(event)
+
+
 # Both agents iterate events one at a time. stream.take_events() was tried for batching and
 # pairs values with the wrong events under load in faust-streaming 0.15.3 (an article went out
 # twice and another never, seen with 2 workers in tests/integration/test_pipeline.py), so it is
@@ -137,8 +243,17 @@ def must_be_durable(future) -> None:
 @app.agent(raw_topic, concurrency=1)
 async def analyse_articles(stream):
     """Validate and analyse every input article; hand it to the dedup funnel or dead-letter it."""
-    async for event in stream.events():
-        must_be_durable(await analyse_one(event.message))
+    manual = stream.noack()
+    async for event in manual.events():
+        if app.is_repeat(event.message):
+            await skip_repeat(manual, event)
+            continue
+        async with app.event_boundary(manual, event):
+            try:
+                must_be_durable(await analyse_one(event.message))
+            except Exception as exc:  # noqa: BLE001 - not even the dead letter could be queued
+                give_up(event.message, exc)
+        progress.mark(event.message.tp)
 
 
 async def analyse_one(message):
@@ -146,6 +261,7 @@ async def analyse_one(message):
     try:
         article = parse_article(message.key, message.value, settings.max_article_bytes)
         analysed = analyse(article, settings.minhash_permutations, fallback_time=message.timestamp)
+        payload = orjson.dumps(analysed)  # e.g. metadata nested deeper than orjson writes (254)
     except InvalidArticle as exc:
         return await send_dead_letter(message, exc.reason, exc, "validate")
     except StageError as exc:
@@ -154,29 +270,45 @@ async def analyse_one(message):
         return await send_dead_letter(message, "unexpected_error", exc, "analyse")
     for stage, ms in analysed["timings_ms"].items():
         metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
-    return await send(dedup_requests_topic, message.key, analysed)
+    try:
+        return await send(dedup_requests_topic, message.key, payload)
+    except MessageSizeTooLargeError as exc:
+        return await send_dead_letter(message, "too_large", exc, "analyse")
 
 
 @app.agent(dedup_requests_topic, concurrency=1)
 async def deduplicate(stream):
     """Decide unique / exact / near duplicate for each analysed article, then publish."""
-    async for event in stream.events():
+    manual = stream.noack()
+    async for event in manual.events():
         message = event.message
-        metrics.MESSAGES_IN.labels(message.topic).inc()
-        try:
-            futures, record = await deduplicate_one(message)
-        except Exception as exc:  # noqa: BLE001
-            must_be_durable(await send_dead_letter(message, "unexpected_error", exc, "dedup"))
+        if app.is_repeat(message):
+            await skip_repeat(manual, event)
             continue
-        for future in futures:
-            must_be_durable(future)
-        if record is not None:
-            # After the outputs in the producer's queue; the changelog write for this event.
-            index_table[record.article_id.encode()] = record.to_bytes()
-        for article_id in dedup_index.evict_expired():
-            metrics.EVICTIONS.inc()
-            index_table.pop(article_id.encode(), None)  # tombstone in the changelog
-        metrics.INDEX_ARTICLES.set(len(dedup_index))
+        async with app.event_boundary(manual, event):
+            try:
+                await deduplicate_event(message)
+            except Exception as exc:  # noqa: BLE001
+                give_up(message, exc)
+        progress.mark(message.tp)
+
+
+async def deduplicate_event(message) -> None:
+    metrics.MESSAGES_IN.labels(message.topic).inc()
+    try:
+        futures, record = await deduplicate_one(message)
+    except Exception as exc:  # noqa: BLE001
+        must_be_durable(await send_dead_letter(message, "unexpected_error", exc, "dedup"))
+        return
+    for future in futures:
+        must_be_durable(future)
+    if record is not None:
+        # After the outputs in the producer's queue; the changelog write for this event.
+        index_table[record.article_id.encode()] = record.to_bytes()
+    for article_id in dedup_index.evict_expired():
+        metrics.EVICTIONS.inc()
+        index_table.pop(article_id.encode(), None)  # tombstone in the changelog
+    metrics.INDEX_ARTICLES.set(len(dedup_index))
 
 
 async def deduplicate_one(message):
@@ -212,7 +344,12 @@ async def metrics_page(web, request):
 
 @app.page("/health/live")
 async def liveness(web, request):
-    return web.json({"status": "alive"})
+    """503 when an input partition of this worker has input waiting and made no progress for
+    STALL_TIMEOUT_S (the process is up but a partition stopped: restart it)."""
+    stalled = progress.stalled(STALL_TIMEOUT_S)
+    if stalled:
+        return web.json({"status": "stalled", "stalled_partitions": stalled}, status=503)
+    return web.json({"status": "alive", "stalled_partitions": []})
 
 
 @app.page("/health/ready")

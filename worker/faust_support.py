@@ -1,33 +1,239 @@
 """The faust plumbing the agents stand on, kept out of app.py so app.py reads as the topology.
 
 - `DurableProducer`: acks=all and idempotence in every mode (faust turns them on only for
-  exactly_once), so a retried send after a broker hiccup is neither lost nor duplicated.
-- `IngestApp`: a faust.App that uses it, and refuses to start when topics are missing.
+  exactly_once), so a retried send after a broker hiccup is neither lost nor duplicated. Its
+  `flush()` drains faust's own send buffer completely (table changelog writes go through it;
+  faust's buffer flush gives up after 0.1 s per message), so an offset is never committed
+  before the changelog record of the event it covers is durable.
+- `IngestConsumer` + `EventBoundTransactionManager`: what makes `processing_guarantee=
+  "exactly_once"` correct with faust-streaming 0.15.3 (see "exactly_once" below).
+- `IngestWorker`: a faust Worker whose SIGTERM/SIGINT shutdown has a hard deadline.
+- `IngestApp`: a faust.App that uses all of the above, and has the event-boundary lock.
 - `faust_broker_options`: Settings → faust App keyword arguments (brokers, security).
+
+exactly_once
+------------
+faust opens one transactional producer per *input* partition ("{app id}-{group}-{partition}")
+and commits each input partition's offsets in that producer's transaction. But 0.15.3 picks the
+producer for an *output* from the output's own partition (TransactionManager.send), so:
+
+1. an output to a topic the worker does not consume (articles.enriched, .dlq, .duplicates) has
+   no partition in the consumer's metadata → it is sent by the plain producer, outside any
+   transaction (faust-streaming#177): not atomic with the offsets, duplicated after a crash;
+2. an output to a topic the worker does consume (articles.dedup-requests, 1 partition) goes into
+   the transaction of *that* partition ("-0-0"), which is committed only when offsets of
+   dedup-requests are — and dedup-requests has nothing readable (read_committed) until that
+   transaction commits. Measured against Kafka 4.1.1: 50 articles in, the 4 input offsets
+   committed (51), 50 analysed articles left in an open transaction, 0 enriched; the
+   transaction times out and is aborted: every article lost, silently.
+
+`EventBoundTransactionManager.send` fixes the routing: an output goes into the transaction of
+the input partition of the event being processed (`faust.current_event()`), which is the one
+committed with that event's offset — the Kafka Streams "one producer per task" model. Sends
+made outside an event (table changelog writes, from faust's send buffer) keep faust's routing,
+which is right for them: the changelog is co-partitioned with the agent's input topic.
+
+A commit must also never split an event: faust commits from a timer task, and an event whose
+outputs are already in the transaction but which is not yet acked would have its outputs
+committed without its offset (a duplicate after a crash). So agents process each event inside
+`app.event_boundary()` (a lock) and ack it before leaving; `IngestConsumer.force_commit` takes
+the same lock. At-least-once mode uses it too (cheap, and commits then cover whole events).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
 import faust
+from faust.streams import current_event
+from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from worker.config import Settings
+
+log = logging.getLogger("worker")
+
+#: Exit code when a shutdown overran its deadline (inputs not committed are redelivered).
+EX_SHUTDOWN_DEADLINE = 75
+#: Seconds a SIGTERM/SIGINT shutdown may take before the process exits regardless.
+DEFAULT_SHUTDOWN_DEADLINE_S = 10.0
 
 
 class DurableProducer(faust_aiokafka.Producer):
     def _settings_extra(self) -> dict[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
+    async def flush(self) -> None:
+        # faust's ProducerBuffer.flush() returns as soon as one buffered message takes more than
+        # 0.1 s to hand over (slow broker), leaving the rest in the buffer while the caller goes
+        # on to commit offsets. Drain it for real first.
+        while self.buffer.size and self.buffer.state == "running":
+            await self.buffer.flush()
+        await super().flush()
+
+
+class EventBoundTransactionManager(TransactionManager):
+    """Put every output in the transaction of the input partition being processed."""
+
+    async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
+        event = current_event()
+        if event is None:  # not inside an agent's event: faust's routing (table changelogs)
+            return await super().send(topic, key, value, partition, timestamp, headers)
+        source = event.message.tp
+        group = self.app.assignor.group_for_topic(source.topic)
+        tid = f"{self.app.conf.id}-{group}-{source.partition}"
+        return await self.producer.send(topic, key, value, partition, timestamp, headers,
+                                        transactional_id=tid)
+
+
+class IngestConsumer(faust_aiokafka.Consumer):
+    """faust's consumer with two corrections for commits that must not run ahead or lag behind.
+
+    Offsets to commit: faust 0.15.3 supports agents that ack out of order, by tracking "gaps"
+    (offsets it never received: transaction markers, compacted records) and committing the
+    first run of consecutive acked-or-gap offsets. Its gap bookkeeping is off by one: the gap
+    it records when offsets jump (`_add_gap(tp, last + 1, offset)`) includes the offset of the
+    message being delivered, which is acked again later, so the acked list holds it twice and
+    every commit stops there. On a transactional input (articles.dedup-requests under
+    exactly_once has a commit marker after every transaction) the committed offset then trails
+    the processed events by about one commit interval, while their outputs are committed: after
+    a crash those events are processed again — ~120 duplicates per SIGKILL visible to
+    read_committed readers, measured (cf. faust-streaming#517, #312, #606). And after a
+    restart, when the first readable record is not at the committed offset (aborted records
+    or markers in between), faust returns "nothing to commit" for that partition for good
+    ("Has not committed TP ... at all since worker start", #517/#175).
+
+    Both agents here consume with concurrency=1 and ack each partition's events in order
+    (`IngestApp.event_boundary`), so the committable offset is simply one past the highest
+    acked offset: every record below it was either processed or never delivered (not a record).
+    """
+
+    def _new_offset(self, tp):
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        offset = max(acked) + 1
+        acked.clear()
+        self._acked_index[tp].clear()
+        return offset
+
+    async def _add_gap(self, tp, offset_from: int, offset_to: int) -> None:
+        return None  # gaps do not matter when acks are in order (see _new_offset)
+
+    async def force_commit(self, topics=None, start_new_transaction: bool = True) -> bool:
+        # Between events only: see the module docstring.
+        async with self.app.event_boundary_lock:
+            if self.in_transaction:  # table changelog writes into their transaction first
+                await self.app.producer.flush()
+            return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+
+
+    async def perform_seek(self) -> None:
+        self.app.forget_positions()  # a seek back to committed offsets legitimately repeats records
+        await super().perform_seek()
+
+    async def _seek(self, partition, offset) -> None:
+        self.app.forget_positions({partition})
+        await super()._seek(partition, offset)
+
 
 class DurableTransport(faust_aiokafka.Transport):
+    Consumer = IngestConsumer
     Producer = DurableProducer
+    TransactionManager = EventBoundTransactionManager
+
+
+def _hard_exit(deadline: float) -> None:
+    # Runs in a watchdog thread while the event loop may be stuck: no logging locks, no asyncio.
+    with contextlib.suppress(OSError):
+        os.write(2, (f"[worker] shutdown did not finish within {deadline:g}s; exiting now "
+                     f"(uncommitted input is redelivered to the next worker)\n").encode())
+    os._exit(EX_SHUTDOWN_DEADLINE)
+
+
+class IngestWorker(faust.Worker):
+    """faust's Worker, with a hard deadline on signal-initiated shutdown.
+
+    A graceful stop (finish the event in hand, flush, commit, leave the group) takes ~1.5 s; when
+    it cannot finish — broker unreachable while flushing (faust's producer request timeout is
+    20 minutes), a rebalance in progress — the process exits anyway after the deadline. That is
+    safe: an offset is committed only after the outputs it covers are durable, so whatever was
+    not committed is processed again by the next worker (at-least-once).
+    """
+
+    shutdown_deadline: float = DEFAULT_SHUTDOWN_DEADLINE_S
+
+    def _schedule_shutdown(self, signal) -> None:  # noqa: ANN001 - mode's signature
+        if not self._signal_stop_time:
+            deadline = float(os.environ.get("SHUTDOWN_DEADLINE_S", self.shutdown_deadline))
+            watchdog = threading.Timer(deadline, _hard_exit, args=(deadline,))
+            watchdog.daemon = True
+            watchdog.start()
+        super()._schedule_shutdown(signal)
 
 
 class IngestApp(faust.App):
+    _event_boundary_lock: asyncio.Lock | None = None
+    _positions: dict | None = None  # TP -> offset of the last event processed since the last seek
+
+    def is_repeat(self, message) -> bool:
+        """True if this record was already processed by this worker since the last seek/rebalance.
+
+        Measured with faust 0.15.3 under exactly_once after a restart: when a partition is caught
+        up, the fetcher hands its last record over a second time (a new Message, same offset;
+        faust's own filter lets an offset equal to the last one read through). Processing it again
+        would commit a second copy of its outputs. A repeat after a seek or a rebalance is
+        legitimate (uncommitted input is processed again) and is not caught by this.
+        """
+        if os.environ.get("INGEST_NO_REPEAT_GUARD"):  # DEBUG-TEMP
+            return False
+        if self._positions is None:
+            self._positions = {}
+        last = self._positions.get(message.tp)
+        if last is not None and message.offset <= last:
+            log.info("DEBUG-TEMP repeat %s/%s last %s gen %s map %s", message.tp, message.offset, last, message.generation_id, self._positions)
+        return last is not None and message.offset <= last
+
+    def forget_positions(self, tps=None) -> None:
+        log.info("DEBUG-TEMP forget %s %s", tps, self._positions)
+        if self._positions is None:
+            return
+        if tps is None:
+            self._positions.clear()
+        for tp in tps or ():
+            self._positions.pop(tp, None)
+
+    @property
+    def event_boundary_lock(self) -> asyncio.Lock:
+        if self._event_boundary_lock is None:
+            self._event_boundary_lock = asyncio.Lock()
+        return self._event_boundary_lock
+
+    @contextlib.asynccontextmanager
+    async def event_boundary(self, stream, event):
+        """Process one event with commits held off; ack it on success only.
+
+        The agent's stream must be a `noack()` stream: an event that raises, or whose agent is
+        cancelled mid-way (shutdown, rebalance), is then never acked, so its offset is not
+        committed and it is processed again (faust would otherwise ack it when the iterator is
+        closed — the event and its outputs lost).
+        """
+        async with self.event_boundary_lock:
+            yield
+            await stream.ack(event)
+            if self._positions is None:
+                self._positions = {}
+            if event.message.tp not in self._positions:
+                log.info("DEBUG-TEMP first %s/%s gen %s", event.message.tp, event.message.offset, event.message.generation_id)
+            self._positions[event.message.tp] = event.message.offset
+
     async def on_first_start(self) -> None:
         # faust creates only the last level of its data folder; DATA_DIR may be nested.
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)

@@ -313,3 +313,43 @@ def status(name: str = "default") -> dict:
         "run_dir": str(broker.run_dir),
         "log": str(broker.log_file),
     }
+
+
+def start_again(name: str = "default", timeout: float = 90.0) -> LocalBroker:
+    """Start a stopped broker with its data and ports, and wait until *this* start is serving.
+
+    `start()` looks for "Kafka Server started" in the tail of the log, which a previous start
+    of the same broker also wrote; this waits for the line to appear again after this start.
+    """
+    broker = LocalBroker.load(name)
+    before = broker.log_file.stat().st_size if broker.log_file.exists() else 0
+    broker = start(name, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(broker.log_file, "rb") as log:
+            log.seek(before)
+            if b"Kafka Server started" in log.read():
+                return broker
+        time.sleep(0.1)
+    raise TimeoutError(f"Kafka broker {name} not serving {timeout}s after restart; see {broker.log_file}")
+
+
+def pause(name: str = "default") -> bool:
+    """Freeze the broker process (SIGSTOP): it keeps its sockets but answers nothing — a hung
+    broker, for fault tests. Returns True if one was running."""
+    broker = LocalBroker.load(name)
+    if not broker.pid or not _pid_alive(broker.pid):
+        return False
+    os.killpg(broker.pid, signal.SIGSTOP)
+    return True
+
+
+def resume(name: str = "default") -> bool:
+    """Thaw a broker frozen by `pause` (SIGCONT)."""
+    broker = LocalBroker.load(name)
+    if not broker.pid:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(broker.pid, signal.SIGCONT)
+        return True
+    return False

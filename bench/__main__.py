@@ -1,0 +1,238 @@
+"""`python -m bench` (`make bench`): every benchmark of issue 6 in one run.
+
+    python -m bench                 full run (≈ 10–15 min on 2 cores): 20,000 articles, dedup index to
+                                    1 M, recovery of 100 k; writes bench/results/latest.json and the
+                                    generated table in BENCHMARKS.md
+    python -m bench --quick         small run (≈ 3 min): 2,000 articles, dedup to 100 k, recovery of
+                                    20 k; writes bench/results/quick.json only
+    python -m bench --articles 50000 --parts compute,dedup
+    python -m bench --bootstrap HOST:PORT    use a running broker instead of the local one
+
+Parts, in order: compute (stages in-process), dedup (index scaling), transport (bare aiokafka
+loop), e2e (real workers: throughput, then latency at half that rate), recovery (changelog
+rebuild). The ratios end-to-end / compute and end-to-end / transport come from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import orjson
+
+from bench import util
+
+ALL_PARTS = ("compute", "dedup", "transport", "e2e", "recovery")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small run (≈ 3 min); writes bench/results/quick.json")
+    p.add_argument("--articles", type=int, help="corpus size (default 20000, quick 2000)")
+    p.add_argument("--seed", type=int, default=None, help="corpus seed (default: bench.corpus.DEFAULT_SEED)")
+    p.add_argument("--parts", default=",".join(ALL_PARTS), help=f"comma-separated subset of {','.join(ALL_PARTS)}")
+    p.add_argument("--workers", default="1,2", help="worker process counts for e2e (default 1,2)")
+    p.add_argument("--latency-seconds", type=float, help="duration of each latency run (default 20, quick 8)")
+    p.add_argument("--load", type=float, default=0.5, help="latency offered load, share of sustained (0.5)")
+    p.add_argument("--dedup-sizes", help="comma-separated index sizes (default 10000,100000,1000000; "
+                                         "quick 10000,100000)")
+    p.add_argument("--recovery-articles", type=int, help="changelog records to rebuild (default 100000, quick 20000)")
+    p.add_argument("--bootstrap", help="use this Kafka cluster instead of starting the local broker")
+    p.add_argument("--keep-broker", action="store_true", help="leave the local 'bench' broker running")
+    p.add_argument("--out", type=Path, help="results file (default bench/results/latest.json, quick: quick.json)")
+    p.add_argument("--no-markdown", action="store_true", help="do not rewrite the table in BENCHMARKS.md")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.articles = args.articles or (2000 if q else 20000)
+    args.latency_seconds = args.latency_seconds or (8.0 if q else 20.0)
+    args.dedup_sizes = [int(x) for x in (args.dedup_sizes or ("10000,100000" if q else "10000,100000,1000000")).split(",")]
+    args.recovery_articles = args.recovery_articles or (20000 if q else 100000)
+    args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    unknown = set(args.parts) - set(ALL_PARTS)
+    if unknown:
+        p.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    args.workers = [int(x) for x in args.workers.split(",")]
+    args.out = args.out or util.RESULTS / ("quick.json" if q else "latest.json")
+    return args
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    from bench import corpus as corpus_mod
+
+    util.RESULTS.mkdir(parents=True, exist_ok=True)
+    results: dict = {"run": {"command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+                             "quick": args.quick, "parts": args.parts},
+                     "machine": util.machine(), "errors": {}}
+    results["machine"]["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
+    seed = args.seed if args.seed is not None else corpus_mod.DEFAULT_SEED
+
+    log(f"corpus: generating {args.articles:,} articles (seed {seed}) …")
+    t0 = time.perf_counter()
+    corpus = corpus_mod.generate(args.articles, seed=seed)
+    results["corpus"] = {**corpus_mod.describe(corpus), "seed": seed,
+                         "generate_seconds": round(time.perf_counter() - t0, 1)}
+    log(f"  {results['corpus']['body_bytes']} bytes, {results['corpus']['languages']} languages, "
+        f"{results['corpus']['duplicate_share']:.1%} duplicates {results['corpus']['kinds']}")
+
+    def part(name: str, fn):
+        if name not in args.parts:
+            return None
+        log(f"\n[{name}]")
+        t = time.perf_counter()
+        try:
+            value = fn()
+        except Exception as exc:  # noqa: BLE001 - one failing part must not lose the others
+            traceback.print_exc()
+            results["errors"][name] = f"{type(exc).__name__}: {exc}"[:2000]
+            return None
+        if isinstance(value, dict):
+            value["part_seconds"] = round(time.perf_counter() - t, 1)
+        results[name] = value
+        return value
+
+    from bench import compute, dedup_scaling
+
+    part("compute", lambda: compute.run(corpus, util.RESULTS, log=log))
+    part("dedup", lambda: dedup_scaling.run(args.dedup_sizes, log=log))
+
+    if {"transport", "e2e", "recovery"} & set(args.parts):
+        kafka_parts(args, corpus, seed, results, part)
+
+    results["summary"] = summarise(results)
+    results["run"]["seconds"] = round(time.perf_counter() - started, 1)
+    results["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    log(f"\nresults: {util.rel(args.out)} ({results['run']['seconds']} s)")
+    from bench import report
+
+    table = report.table(results)
+    log("\n" + table)
+    if not args.quick and not args.no_markdown:
+        report.write_markdown(results, util.ROOT / "BENCHMARKS.md")
+        log("BENCHMARKS.md updated")
+    return 1 if results["errors"] else 0
+
+
+def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
+    from bench import corpus as corpus_mod
+    from bench import kafka_bench
+    from worker import localkafka
+
+    run_dir = kafka_bench.WORK_DIR / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    broker_pid = 0
+    if args.bootstrap:
+        bootstrap = args.bootstrap
+    else:
+        log("\n[broker] starting the local Kafka broker 'bench' …")
+        t = time.perf_counter()
+        broker = localkafka.start("bench", fresh=True)
+        bootstrap, broker_pid = broker.bootstrap_servers, broker.pid
+        log(f"  {bootstrap} (Kafka {localkafka.kafka_version()}) in {time.perf_counter() - t:.1f}s")
+    results["broker"] = {"bootstrap": bootstrap, "local": not args.bootstrap, "logs": util.rel(run_dir)}
+    try:
+        payloads = [(a.id.encode(), a.to_bytes()) for a in corpus]
+        part("transport", lambda: kafka_bench.transport(bootstrap, payloads, log=log))
+
+        def e2e() -> dict:
+            out: dict = {}
+            for n in args.workers:
+                log(f"  -- {n} worker process(es)")
+                sc = kafka_bench.Scenario(bootstrap, broker_pid, n, run_dir)
+                try:
+                    entry = {"start": sc.start()}
+                    entry["throughput"] = kafka_bench.throughput(sc, corpus, log=log)
+                    rate = args.load * entry["throughput"]["sustained_articles_per_s"]
+                    count = max(50, int(rate * args.latency_seconds))
+                    fresh = corpus_mod.generate(count, seed=seed + 1000 + n)
+                    entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log)
+                    entry["latency"]["load_share_of_sustained"] = args.load
+                    entry["logs"] = [util.rel(w.log_path) for w in sc.workers]
+                finally:
+                    sc.stop()
+                out[f"{n}_workers"] = entry
+            return out
+
+        part("e2e", e2e)
+        baseline = None
+        if results.get("e2e", {}).get("1_workers"):
+            baseline = results["e2e"]["1_workers"]["start"]["ready_after_s"][0]
+        part("recovery", lambda: kafka_bench.recovery(bootstrap, run_dir, args.recovery_articles, baseline, log=log))
+    finally:
+        if not args.bootstrap and not args.keep_broker:
+            localkafka.stop("bench")
+            shutil.rmtree(localkafka.LocalBroker.load("bench").run_dir, ignore_errors=True)
+
+
+def summarise(r: dict) -> dict:
+    """The headline figures, ratios and target checks."""
+    s: dict = {}
+    c = r.get("compute")
+    if c:
+        lim = c["limits"]
+        s["compute_articles_per_s_per_core"] = lim["articles_per_s_per_core"]
+        s["compute_articles_per_s_per_core_4kb"] = lim["articles_per_s_per_core_4kb"]
+        s["compute_n_processes_measured"] = lim.get("measured_n_processes", {}).get("articles_per_s")
+        s["stage_us_per_article"] = {k: c["all"]["us_per_article"][k]
+                                     for k in ("normalise", "language", "hashing", "entities", "dedup")}
+        s["hottest_stage"] = c["profile"]["stage"]
+    t = r.get("transport")
+    if t:
+        s["transport_msgs_per_s"] = t["consume_produce_msgs_per_s"]
+    e = r.get("e2e") or {}
+    for key, entry in e.items():
+        if not key.endswith("_workers"):
+            continue
+        n = int(key.split("_")[0])
+        sustained = entry["throughput"]["sustained_articles_per_s"]
+        row = {"sustained_articles_per_s": sustained, "latency_ms": entry["latency"]["latency_ms"],
+               "latency_offered_per_s": entry["latency"]["offered_articles_per_s"]}
+        if c:
+            per_core = c["limits"]["articles_per_s_per_core"]
+            bound = min(n, c["limits"]["cores"]) * per_core
+            row["ratio_to_compute_bound"] = round(sustained / bound, 3)
+            measured = c["limits"].get("measured_n_processes", {})
+            if measured and measured.get("processes") == n:
+                row["ratio_to_compute_measured"] = round(sustained / measured["articles_per_s"], 3)
+            elif n == 1:
+                row["ratio_to_compute_measured"] = round(sustained / per_core, 3)
+        if t:
+            row["ratio_to_transport"] = round(sustained / t["consume_produce_msgs_per_s"], 3)
+        s[f"e2e_{n}_workers"] = row
+    d = r.get("dedup")
+    if d:
+        s["dedup_cost_ratio_largest_vs_smallest"] = d["cost_ratio_largest_vs_smallest"]
+        s["dedup_flat"] = d["flat"]
+    rec = r.get("recovery")
+    if rec:
+        s["recovery"] = {k: rec[k] for k in ("articles", "start_to_ready_s", "rebuild_step_s_from_log",
+                                              "recovery_s_over_baseline")}
+    targets = {}
+    if c:
+        targets["stages_>=1000_per_core_4kb"] = c["limits"]["articles_per_s_per_core_4kb"] >= 1000
+    two = s.get("e2e_2_workers")
+    if two:
+        # against 2 × the per-core limit (the stricter reading; the measured 2-process figure is
+        # reported next to it)
+        targets["e2e_2_workers_>=70%_of_compute"] = two.get("ratio_to_compute_bound", 0) >= 0.7
+        targets["p99_<=100ms_at_half_rate"] = (two["latency_ms"]["p99"] or 1e9) <= 100
+    if d:
+        targets["dedup_cost_flat_<=1.5x"] = d["flat"]
+    s["targets_met"] = targets
+    return s
+
+
+if __name__ == "__main__":
+    sys.exit(main())

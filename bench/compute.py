@@ -1,0 +1,261 @@
+"""Part 1 — the compute limit: every stage in-process over the corpus, no Kafka.
+
+Per article it does exactly what the two agents do, in order, with the same functions:
+    analyse agent:   parse_article → analyse() (normalise, language, hashing, entities) → orjson.dumps
+    dedup agent:     orjson.loads → decide() (+ evict_expired) → finish() → orjson.dumps(enriched)
+                     → IndexRecord.to_bytes() (the changelog value)
+Stage costs of normalise/language/hashing/entities are the ones `analyse()` records itself
+(`timings_ms`, what the worker exports as ingest_stage_seconds); the rest is timed here.
+
+The limit is then checked with N processes at once (spawned like worker processes, each with its
+own models), because a per-core figure times the number of cores is only a bound.
+Profiles (pyinstrument) of the hottest stage and of the whole path go to bench/results/.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from bench import util
+
+STAGES = ("validate", "normalise", "language", "hashing", "entities", "serialise", "dedup", "finish")
+ANALYSE_SIDE = ("validate", "normalise", "language", "hashing", "entities", "analyse_overhead",
+                "serialise_analysed")
+DEDUP_SIDE = ("deserialise_analysed", "dedup", "finish", "serialise_enriched", "changelog_record")
+
+
+def _imports():
+    """The pipeline, imported with retries (another engineer may be mid-edit on a stage)."""
+    return util.import_with_retry(lambda: __import__("worker.pipeline", fromlist=["analyse"]))
+
+
+def warm_up() -> dict[str, float]:
+    pipeline = _imports()  # noqa: F841
+    from worker.stages import entities, language
+
+    out = {}
+    for name, mod in (("language", language), ("entities", entities)):
+        t0 = time.perf_counter()
+        mod.warm_up()
+        out[name] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126) -> dict[str, np.ndarray]:
+    """Run the full per-article path over `raw` [(key, value)]; µs per article per step."""
+    pipeline = _imports()
+    from worker.stages.dedup import DedupIndex
+    from worker.stages.validate import parse_article
+
+    index = DedupIndex(num_perm=num_perm)
+    n = len(raw)
+    cols = {k: np.zeros(n) for k in (*ANALYSE_SIDE, *DEDUP_SIDE, "total")}
+    ns = time.perf_counter_ns
+    verdicts = []
+    for i, (key, value) in enumerate(raw):
+        t0 = ns()
+        article = parse_article(key, value, 1 << 20)
+        t1 = ns()
+        analysed = pipeline.analyse(article, num_perm)
+        t2 = ns()
+        payload = orjson.dumps(analysed)
+        t3 = ns()
+        # --- the dedup agent ---
+        received = orjson.loads(payload)
+        t4 = ns()
+        decision = pipeline.decide(index, received)
+        index.evict_expired()
+        t5 = ns()
+        enriched, _dup = pipeline.finish(received, decision.verdict, (t5 - t4) / 1e6)
+        t6 = ns()
+        out = orjson.dumps(enriched)
+        t7 = ns()
+        decision.record.to_bytes()
+        t8 = ns()
+        st = analysed["timings_ms"]
+        stage_sum = 0.0
+        for stage in ("normalise", "language", "hashing", "entities"):
+            cols[stage][i] = st.get(stage, 0.0) * 1000
+            stage_sum += cols[stage][i]
+        cols["validate"][i] = (t1 - t0) / 1000
+        cols["analyse_overhead"][i] = max(0.0, (t2 - t1) / 1000 - stage_sum)
+        cols["serialise_analysed"][i] = (t3 - t2) / 1000
+        cols["deserialise_analysed"][i] = (t4 - t3) / 1000
+        cols["dedup"][i] = (t5 - t4) / 1000
+        cols["finish"][i] = (t6 - t5) / 1000
+        cols["serialise_enriched"][i] = (t7 - t6) / 1000
+        cols["changelog_record"][i] = (t8 - t7) / 1000
+        cols["total"][i] = (t8 - t0) / 1000
+        verdicts.append(decision.verdict.status)
+        del out
+    cols["_verdicts"] = np.array(verdicts)
+    return cols
+
+
+def _summary(cols: dict[str, np.ndarray], mask: np.ndarray | None = None) -> dict:
+    sel = (lambda a: a[mask]) if mask is not None else (lambda a: a)
+    per_stage = {k: round(float(sel(cols[k]).mean()), 1) for k in (*ANALYSE_SIDE, *DEDUP_SIDE)}
+    total = sel(cols["total"])
+    analyse_us = sum(per_stage[k] for k in ANALYSE_SIDE)
+    dedup_us = sum(per_stage[k] for k in DEDUP_SIDE)
+    return {
+        "articles": int(total.size),
+        "us_per_article": per_stage,
+        "analyse_side_us": round(analyse_us, 1),
+        "dedup_side_us": round(dedup_us, 1),
+        "total_us": {"mean": round(float(total.mean()), 1), "p50": round(float(np.percentile(total, 50)), 1),
+                     "p99": round(float(np.percentile(total, 99)), 1)},
+        "articles_per_s_per_core": round(1e6 / float(total.mean()), 1),
+    }
+
+
+def _child_main(path: str) -> None:
+    """`python -m bench.compute --child FILE`: warm up, say ready, wait for "go", run, report."""
+    import sys
+
+    raw = [(k.encode(), v.encode()) for k, v in orjson.loads(Path(path).read_bytes())]
+    warm_up()
+    run_path(raw[:50])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    t0 = time.perf_counter()
+    run_path(raw)
+    print(orjson.dumps({"seconds": time.perf_counter() - t0, "articles": len(raw)}).decode(), flush=True)
+
+
+def parallel(raw: list[tuple[bytes, bytes]], processes: int) -> dict:
+    """The same path in `processes` separate processes at once (like worker processes, each with
+    its own models), each on its share of the corpus; started together once all are warm."""
+    import subprocess
+    import sys
+    import tempfile
+
+    children = []
+    with tempfile.TemporaryDirectory(prefix="bench-compute-") as tmp:
+        for i in range(processes):
+            share = Path(tmp) / f"share-{i}.json"
+            share.write_bytes(orjson.dumps([(k.decode(), v.decode()) for k, v in raw[i::processes]]))
+            children.append(subprocess.Popen([sys.executable, "-m", "bench.compute", "--child", str(share)],
+                                             cwd=util.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             text=True))
+        for child in children:
+            assert child.stdout.readline().strip() == "ready", "compute child failed to start"
+        for child in children:
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        reports = [orjson.loads(child.stdout.readline()) for child in children]
+        for child in children:
+            child.wait(60)
+    slowest = max(r["seconds"] for r in reports)
+    return {"processes": processes, "articles": len(raw), "seconds": round(slowest, 2),
+            "articles_per_s": round(len(raw) / slowest, 1),
+            "per_process_articles_per_s": [round(r["articles"] / r["seconds"], 1) for r in reports]}
+
+
+def profile(stage: str, corpus, raw, out_dir: Path, limit: int = 3000) -> dict:
+    """pyinstrument profiles of one stage and of the whole path, saved as .txt and .html."""
+    from pyinstrument import Profiler
+
+    pipeline = _imports()
+    from worker.stages.dedup import DedupIndex
+    from worker.stages.entities import tag_entities
+    from worker.stages.hashing import hash_text, signature_from_hex
+    from worker.stages.language import detect_language
+    from worker.stages.normalise import normalise
+
+    sample = corpus[:limit]
+    texts = [normalise(a.title, a.body) for a in sample]
+    langs = [detect_language(f"{t.title}\n{t.body}").code for t in texts]
+    index = DedupIndex()
+    hashes = [hash_text(t.body, lang, 126) for t, lang in zip(texts, langs)]
+    dedup_in = [(a.id, h.content_hash, signature_from_hex(h.to_dict()["minhash"]["signature_hex"]),
+                 h.shingle_count, float(i)) for i, (a, h) in enumerate(zip(sample, hashes))]
+    calls = {
+        "normalise": lambda: [normalise(a.title, a.body) for a in sample],
+        "language": lambda: [detect_language(f"{t.title}\n{t.body}") for t in texts],
+        "hashing": lambda: [hash_text(t.body, lang, 126) for t, lang in zip(texts, langs)],
+        "entities": lambda: [tag_entities(t.body, lang) for t, lang in zip(texts, langs)],
+        "dedup": lambda: [index.decide(*args) for args in dedup_in],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, fn in ((stage, calls[stage]), ("pipeline", lambda: run_path(raw[:limit]))):
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        fn()
+        profiler.stop()
+        base = out_dir / f"profile-{name}"
+        base.with_suffix(".txt").write_text(profiler.output_text(show_all=False))
+        base.with_suffix(".html").write_text(profiler.output_html())
+        files[name] = {"text": util.rel(base.with_suffix(".txt")), "html": util.rel(base.with_suffix(".html"))}
+    return {"stage": stage, "articles": len(sample), "files": files,
+            "top": util.profile_top(out_dir / f"profile-{stage}.txt")}
+
+
+def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print) -> dict:
+    raw = [(a.id.encode(), a.to_bytes()) for a in corpus]
+    warm = warm_up()
+    log(f"  warm-up: {warm}")
+    run_path(raw[:200])  # first-call effects out of the figures
+    t0 = time.perf_counter()
+    cols = run_path(raw)
+    wall = time.perf_counter() - t0
+    sizes = np.array([a.size for a in corpus])
+    kinds = np.array([a.kind for a in corpus])
+    langs = np.array([a.lang for a in corpus])
+    four_kb = (sizes >= 3584) & (sizes <= 4608) & (kinds == "original")
+    result = {
+        "all": _summary(cols),
+        "wall_seconds": round(wall, 2),
+        "warm_up_s": warm,
+        "by_size": {
+            "2-3KB": _summary(cols, (sizes < 3072) & (sizes >= 2048)),
+            "4KB (3.5-4.5 KB originals)": _summary(cols, four_kb),
+            "5-6KB": _summary(cols, sizes >= 5120),
+        },
+        "by_script": {
+            "en": _summary(cols, langs == "en"),
+            "other spaced": _summary(cols, (langs != "en") & ~np.isin(langs, ["zh-cn", "zh-tw", "ja", "th"])),
+            "zh/ja/th": _summary(cols, np.isin(langs, ["zh-cn", "zh-tw", "ja", "th"])),
+        },
+        "verdicts": {str(k): int(v) for k, v in zip(*np.unique(cols["_verdicts"], return_counts=True))},
+    }
+    a = result["all"]
+    # One process cannot run the dedup side faster than 1 / dedup_side; two processes can split the
+    # analyse side but the funnel stays on one of them.
+    per_core = a["articles_per_s_per_core"]
+    cores = os.cpu_count() or 1
+    funnel_ceiling = 1e6 / max(a["dedup_side_us"], 1e-9)
+    result["limits"] = {
+        "articles_per_s_per_core": per_core,
+        "articles_per_s_per_core_4kb": result["by_size"]["4KB (3.5-4.5 KB originals)"]["articles_per_s_per_core"],
+        "dedup_funnel_ceiling_articles_per_s": round(funnel_ceiling, 1),
+        "bound_n_cores": {str(n): round(min(n * per_core, funnel_ceiling if n > 1 else per_core), 1)
+                          for n in (1, 2)},
+        "cores": cores,
+    }
+    stage_means = {k: a["us_per_article"][k] for k in ("normalise", "language", "hashing", "entities", "dedup")}
+    hottest = max(stage_means, key=stage_means.get)
+    log(f"  {a['articles']} articles: {a['total_us']['mean']} µs/article → {per_core}/s per core; "
+        f"hottest stage {hottest} ({stage_means[hottest]} µs)")
+    n = parallel_processes or cores
+    if n > 1:
+        log(f"  {n} processes at once …")
+        result["parallel"] = parallel(raw, n)
+        result["limits"]["measured_n_processes"] = result["parallel"]
+        log(f"  {n} processes: {result['parallel']['articles_per_s']} articles/s")
+    log(f"  profiling {hottest} …")
+    result["profile"] = profile(hottest, corpus, raw, out_dir)
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        _child_main(sys.argv[2])

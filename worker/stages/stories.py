@@ -1,0 +1,539 @@
+"""Stage 5: story clusters — articles about the same event share a `story_id`.
+
+Near-duplicate detection (dedup.py) links copies of one text. A *story* is wider: other outlets'
+rewrites, translations and summaries of the same event, which share almost no shingles. They do
+share what the event is made of, and those things can be written down without the language:
+
+* entity ids from `tag_entities` ("person:vladimir-putin", "city:524305", "country:KP"),
+* numbers, normalised across notations ("12,000", "12.000", "12 000", "1万2000", "1.2万" -> 12000;
+  "3,75 %" and "3.75%" -> 3.75), years kept apart as a weaker feature,
+* calendar dates, normalised to month-day ("March 27", "27. März", "27 марта", "3月27日",
+  "3월 27일" -> 03-27; a bare "27日"/"27일" is dated from the article's event time).
+
+Each feature has a base weight by kind (a date or a person says more than a country) times an
+IDF computed online over the last `idf_window` articles, so the entities every article has
+(country:US) weigh little once the index has seen some traffic.
+
+An article is compared with the stories active around its event time (`window_s`): cosine of its
+weighted feature vector with each candidate story's centroid (the sum of its members' normalised
+vectors), and with the story's most recent members. The score is the larger of the centroid
+cosine and the best member cosine; at or above `threshold` the article joins that story,
+otherwise it starts a new one. `matched` is the member article it resembled most.
+
+Bounded cost per article, however many stories exist:
+* an article contributes at most `MAX_ARTICLE_FEATURES` features (its heaviest ones);
+* candidates come from an inverted index feature -> story ids that keeps only the
+  `MAX_POSTINGS` most recently updated stories per feature (a hub feature such as country:US
+  cannot fan out), and only the best `MAX_CANDIDATES` by a cheap upper bound are scored;
+* a story keeps at most `MAX_STORY_FEATURES` centroid entries and `MAX_MEMBERS` member vectors;
+* stories whose last article is older than `window_s` before the newest event time are evicted,
+  and the IDF table forgets articles beyond the last `idf_window`.
+
+State is plain Python; `StoryRecord` (one per article, the decision and its features) is the unit
+of persistence: replaying records with `StoryIndex.load` rebuilds the same index, and
+`to_bytes`/`from_bytes` snapshot a whole index. Pure and offline: no model, no network.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import xxhash
+
+__all__ = [
+    "StoryAssignment",
+    "StoryIndex",
+    "StoryRecord",
+    "extract_dates",
+    "extract_numbers",
+    "story_features",
+]
+
+# --- Tuning (chosen on tests/data/articles.jsonl; see docs/quality.md) ------------------------
+
+DEFAULT_THRESHOLD = 0.30
+DEFAULT_WINDOW_S = 3 * 86400.0  # an event's coverage: publication times within 3 days
+DEFAULT_IDF_WINDOW = 20_000  # articles the IDF table remembers
+
+MAX_ARTICLE_FEATURES = 48
+MAX_STORY_FEATURES = 96
+MAX_MEMBERS = 8
+MAX_POSTINGS = 64
+MAX_CANDIDATES = 24  # stories whose centroid is scored
+MEMBER_CHECKS = 4  # of those, stories whose recent members are scored one by one
+
+# Base weight by feature kind (the part of an id before ":").
+KIND_WEIGHT: dict[str, float] = {
+    "person": 3.0,
+    "org": 1.5,
+    "city": 3.0,
+    "region": 3.0,
+    "loc": 2.0,
+    "country": 1.0,
+    "norp": 0.5,
+    "num": 1.5,
+    "year": 0.5,
+    "date": 3.0,
+}
+DEFAULT_KIND_WEIGHT = 1.0
+# An article must share at least this much base weight with a story to join it: a lone common
+# feature ("country:US" + "year:2025") never makes a story, whatever the cosine says.
+MIN_SHARED_WEIGHT = 4.0
+
+
+# --- Feature extraction -----------------------------------------------------------------------
+
+_MONTHS: dict[str, int] = {}
+
+
+def _months(names: str) -> None:
+    for i, group in enumerate(names.split(";"), start=1):
+        for name in group.split(","):
+            name = name.strip()
+            if name:
+                _MONTHS[name] = i
+
+
+# Full month names (and genitive forms) in the languages news is most often written in.
+_months("january;february;march;april;may;june;july;august;september;october;november;december")
+_months("januar,jänner;februar,feber;märz,maerz;april;mai;juni;juli;august;september;oktober;november;dezember")
+_months("janvier;février,fevrier;mars;avril;mai;juin;juillet;août,aout;septembre;octobre;novembre;décembre,decembre")
+_months("enero;febrero;marzo;abril;mayo;junio;julio;agosto;septiembre,setiembre;octubre;noviembre;diciembre")
+_months("gennaio;febbraio;marzo;aprile;maggio;giugno;luglio;agosto;settembre;ottobre;novembre;dicembre")
+_months("janeiro;fevereiro;março,marco;abril;maio;junho;julho;agosto;setembro;outubro;novembro;dezembro")
+_months("januari;februari;maart;april;mei;juni;juli;augustus;september;oktober;november;december")
+_months("января;февраля;марта;апреля;мая;июня;июля;августа;сентября;октября;ноября;декабря")
+_months("січня;лютого;березня;квітня;травня;червня;липня;серпня;вересня;жовтня;листопада;грудня")
+_months("stycznia;lutego;marca;kwietnia;maja;czerwca;lipca;sierpnia;września;października;listopada;grudnia")
+_months("ocak;şubat;mart;nisan;mayıs;haziran;temmuz;ağustos;eylül;ekim;kasım;aralık")
+_months("januari;februari;maret;april;mei;juni;juli;agustus;september;oktober;november;desember")
+_months("januari;februari;mars;april;maj;juni;juli;augusti;september;oktober;november;december")
+_MONTH_ABBR = {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
+               "sept": 9, "oct": 10, "nov": 11, "dec": 12}
+
+_MONTH_ALT = "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True))
+_ABBR_ALT = "|".join(sorted(_MONTH_ABBR, key=len, reverse=True))
+# "March 27", "Mar. 27th" (English order; abbreviations only here, where they are unambiguous)
+_MONTH_DAY = re.compile(rf"\b({_MONTH_ALT}|(?:{_ABBR_ALT})\.?)\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?![.,]?\d)",
+                        re.IGNORECASE)
+# "27 March", "27. März", "1er janvier", "27 de marzo", "27 марта"
+_DAY_MONTH = re.compile(rf"(?<![\d.,])(\d{{1,2}})(?:er|e|st|nd|rd|th|º|ª)?\.?\s+(?:de\s+|of\s+)?({_MONTH_ALT})(?!\w)",
+                        re.IGNORECASE)
+_CJK_DATE = re.compile(r"(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]")
+_CJK_DAY = re.compile(r"(?<![\d月월])(\d{1,2})\s*[日일](?![本語\w]*[間간])")
+_ISO_DATE = re.compile(r"(?<!\d)(?:19|20)\d\d-(\d\d)-(\d\d)(?!\d)")
+_DOT_DATE = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(?:19|20)\d\d(?!\d)")
+# Clock times are not quantities: "2:55 p.m.", "14.55 Uhr", "16時10分", "오후 2시 55분".
+_TIME = re.compile(r"(?<!\d)\d{1,2}[:h]\d{2}(?!\d)|(?<!\d)\d{1,2}\s*[時时시]\s*(?:\d{1,2}\s*[分분])?")
+
+_NUMBER = re.compile(
+    r"(?<![0-9.,A-Za-z\u00c0-\u024f\u0370-\u04ff])"  # not inside a word or a number
+    r"(\d{1,3}(?:[,.\u00a0\u202f\u2009' ]\d{3})+(?!\d)|\d+)"  # integer part, maybe grouped
+    r"(?:[.,](\d+)(?!\d))?"  # decimal part
+    r"(?:\s?([万萬만億亿억千천])(\d{1,4}(?!\d))?)?"  # CJK multiplier: 1万2000, 1.2万, 3천
+)
+_MULTIPLIER = {"万": 10_000, "萬": 10_000, "만": 10_000, "億": 100_000_000, "亿": 100_000_000,
+               "억": 100_000_000, "千": 1_000, "천": 1_000}
+
+
+def extract_dates(text: str, event_time: float | None = None) -> tuple[set[str], list[tuple[int, int]]]:
+    """Month-day features ("date:03-27") and the spans they came from."""
+    found: set[str] = set()
+    spans: list[tuple[int, int]] = []
+
+    def add(month: int, day: int, span: tuple[int, int]) -> None:
+        if 1 <= month <= 12 and 1 <= day <= 31:
+            found.add(f"date:{month:02d}-{day:02d}")
+            spans.append(span)
+
+    for m in _MONTH_DAY.finditer(text):
+        key = m.group(1).lower().rstrip(".")
+        add(_MONTHS.get(key) or _MONTH_ABBR.get(key, 0), int(m.group(2)), m.span())
+    for m in _DAY_MONTH.finditer(text):
+        add(_MONTHS.get(m.group(2).lower(), 0), int(m.group(1)), m.span())
+    for m in _CJK_DATE.finditer(text):
+        add(int(m.group(1)), int(m.group(2)), m.span())
+    for m in _ISO_DATE.finditer(text):
+        add(int(m.group(1)), int(m.group(2)), m.span())
+    for m in _DOT_DATE.finditer(text):
+        add(int(m.group(2)), int(m.group(1)), m.span())
+    if event_time is not None:
+        # Chinese, Japanese and Korean news give the day alone ("13日"): the most recent such
+        # day on or before the event time.
+        taken = _covered(spans)
+        when = datetime.fromtimestamp(event_time, UTC)
+        for m in _CJK_DAY.finditer(text):
+            if m.start() in taken:
+                continue
+            day = int(m.group(1))
+            if not 1 <= day <= 31:
+                continue
+            probe = when
+            for _ in range(2):
+                if day <= _days_in_month(probe):
+                    if day <= probe.day or probe is not when:
+                        add(probe.month, day, m.span())
+                        break
+                probe = probe.replace(day=1) - timedelta(days=1)
+    return found, spans
+
+
+def _days_in_month(moment: datetime) -> int:
+    nxt = (moment.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return (nxt - timedelta(days=1)).day
+
+
+def _covered(spans: Iterable[tuple[int, int]]) -> set[int]:
+    out: set[int] = set()
+    for a, b in spans:
+        out.update(range(a, b))
+    return out
+
+
+def extract_numbers(text: str) -> set[str]:
+    """Quantities as "num:<value>" (integers >= 10 and any decimal) and years as "year:<yyyy>"."""
+    found: set[str] = set()
+    for m in _NUMBER.finditer(text):
+        whole, frac, mult, tail = m.groups()
+        digits = re.sub(r"\D", "", whole)
+        grouped = len(digits) != len(whole)
+        if frac is not None and grouped and len(frac) == 3:
+            continue  # "1.234.567" read oddly: skip rather than guess
+        value = float(digits) + (float("0." + frac) if frac else 0.0)
+        if mult:
+            value *= _MULTIPLIER[mult]
+            if tail:
+                value += float(tail)
+        if value == int(value):
+            n = int(value)
+            if 1900 <= n <= 2100 and not grouped and not mult and frac is None:
+                found.add(f"year:{n}")
+            elif n >= 10:
+                found.add(f"num:{n}")
+        else:
+            found.add(f"num:{round(value, 3):g}")
+    return found
+
+
+def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    chars = list(text)
+    for a, b in spans:
+        chars[a:b] = " " * (b - a)
+    return "".join(chars)
+
+
+def story_features(entity_ids: Sequence[str] | Mapping[str, int], text: str,
+                   event_time: float | None = None) -> dict[str, float]:
+    """The article's features and their base weights (before IDF), heaviest first, capped."""
+    counts: dict[str, int] = {}
+    if isinstance(entity_ids, Mapping):
+        for eid, n in entity_ids.items():
+            counts[eid] = counts.get(eid, 0) + max(1, int(n))
+    else:
+        for eid in entity_ids:
+            counts[eid] = counts.get(eid, 0) + 1
+    features: dict[str, float] = {}
+    for eid, n in counts.items():
+        features[eid] = _kind_weight(eid) * (1.0 + 0.5 * math.log(n))
+    dates, spans = extract_dates(text, event_time)
+    rest = _TIME.sub(lambda m: " " * len(m.group(0)), _blank(text, spans))
+    for f in dates | extract_numbers(rest):
+        features[f] = _kind_weight(f)
+    top = sorted(features.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_ARTICLE_FEATURES]
+    return dict(top)
+
+
+def _kind_weight(feature: str) -> float:
+    return KIND_WEIGHT.get(feature.split(":", 1)[0], DEFAULT_KIND_WEIGHT)
+
+
+# --- Records and assignments ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoryAssignment:
+    story_id: str
+    score: float  # similarity to the story joined; for a new story, the best score seen (< threshold)
+    matched: str | None  # the member article this one resembled most; None for a new story
+
+    def to_dict(self) -> dict:
+        return {"story_id": self.story_id, "score": round(self.score, 4), "matched": self.matched}
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRecord:
+    """What is persisted per article: the decision and the (base-weighted) features behind it."""
+
+    article_id: str
+    story_id: str
+    score: float
+    matched: str | None
+    event_time: float
+    features: tuple[tuple[str, float], ...]
+
+    @property
+    def assignment(self) -> StoryAssignment:
+        return StoryAssignment(self.story_id, self.score, self.matched)
+
+    def to_dict(self) -> dict:
+        return {"id": self.article_id, "s": self.story_id, "sc": self.score, "m": self.matched,
+                "t": self.event_time, "f": [[k, v] for k, v in self.features]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StoryRecord:
+        return cls(d["id"], d["s"], float(d["sc"]), d["m"], float(d["t"]),
+                   tuple((str(k), float(v)) for k, v in d["f"]))
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> StoryRecord:
+        return cls.from_dict(orjson.loads(raw))
+
+
+@dataclass(slots=True)
+class _Story:
+    story_id: str
+    first_time: float
+    last_time: float
+    size: int = 0
+    centroid: dict[str, float] = field(default_factory=dict)  # sum of members' unit base vectors
+    members: deque[tuple[str, dict[str, float]]] = field(default_factory=lambda: deque(maxlen=MAX_MEMBERS))
+    posted: set[str] = field(default_factory=set)  # features this story is listed under
+    article_ids: list[str] = field(default_factory=list)
+
+
+def _unit(vector: Mapping[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
+    return {k: v / norm for k, v in vector.items()}
+
+
+def new_story_id(article_id: str) -> str:
+    return "story-" + xxhash.xxh3_64_hexdigest(article_id.encode("utf-8"))
+
+
+# --- The index -------------------------------------------------------------------------------------
+
+
+class StoryIndex:
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, window_s: float = DEFAULT_WINDOW_S,
+                 idf_window: int = DEFAULT_IDF_WINDOW) -> None:
+        self.threshold = threshold
+        self.window_s = window_s
+        self.idf_window = idf_window
+        self.watermark = float("-inf")
+        self._stories: dict[str, _Story] = {}
+        self._postings: dict[str, deque[str]] = {}
+        self._records: dict[str, StoryRecord] = {}  # in decision order (snapshots replay it)
+        self._df: dict[str, int] = {}
+        self._recent: deque[tuple[str, ...]] = deque()  # feature keys of the last idf_window articles
+        self._expiry: list[tuple[float, str]] = []  # heap of (story last time, story id)
+
+    def __len__(self) -> int:
+        return len(self._stories)
+
+    # -- the decision ------------------------------------------------------------------------------
+
+    def assign(self, article_id: str, entity_ids: Sequence[str] | Mapping[str, int], text: str,
+               event_time: float) -> StoryAssignment:
+        """The story of this article (a redelivered id gets its first answer again)."""
+        known = self._records.get(article_id)
+        if known is not None:
+            return known.assignment
+        features = story_features(entity_ids, text, event_time)
+        self._count(features)
+        story_id, score, matched = self._best_story(features, event_time)
+        if story_id is None or score < self.threshold:
+            story_id, matched = new_story_id(article_id), None
+        record = StoryRecord(article_id, story_id, round(score, 6), matched, event_time,
+                             tuple(features.items()))
+        self._apply(record)
+        return record.assignment
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def load(self, record: StoryRecord) -> None:
+        """Replay a stored decision (after a restart): same state as when it was made."""
+        if record.article_id in self._records:
+            return
+        self._count(dict(record.features))
+        self._apply(record)
+
+    def get(self, article_id: str) -> StoryRecord | None:
+        return self._records.get(article_id)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"threshold": self.threshold, "window_s": self.window_s,
+                             "idf_window": self.idf_window,
+                             "records": [r.to_dict() for r in self._records.values()]})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> StoryIndex:
+        d = orjson.loads(raw)
+        index = cls(d["threshold"], d["window_s"], d["idf_window"])
+        for r in d["records"]:
+            index.load(StoryRecord.from_dict(r))
+        return index
+
+    def evict_expired(self) -> list[str]:
+        """Drop stories with no article within the window of the newest event time; returns the
+        article ids whose records can be deleted."""
+        horizon = self.watermark - self.window_s
+        dropped: list[str] = []
+        while self._expiry and self._expiry[0][0] < horizon:
+            last, sid = heapq.heappop(self._expiry)
+            story = self._stories.get(sid)
+            if story is None or story.last_time != last:
+                continue  # stale heap entry: the story was updated since
+            del self._stories[sid]
+            for f in story.posted:
+                self._unpost(f, sid)
+            for aid in story.article_ids:
+                if self._records.pop(aid, None) is not None:
+                    dropped.append(aid)
+        return dropped
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _count(self, features: Mapping[str, float]) -> None:
+        keys = tuple(features)
+        self._recent.append(keys)
+        for f in keys:
+            self._df[f] = self._df.get(f, 0) + 1
+        if len(self._recent) > self.idf_window:
+            for f in self._recent.popleft():
+                n = self._df[f] - 1
+                if n:
+                    self._df[f] = n
+                else:
+                    del self._df[f]
+
+    def _idf(self, feature: str) -> float:
+        n = len(self._recent)
+        return 1.0 + math.log((n + 1) / (self._df.get(feature, 0) + 1))
+
+    def _active(self, story: _Story, event_time: float) -> bool:
+        return (story.last_time >= event_time - self.window_s
+                and story.first_time <= event_time + self.window_s)
+
+    def _best_story(self, features: Mapping[str, float], event_time: float) -> tuple[str | None, float, str | None]:
+        memo: dict[str, float] = {}
+
+        def idf(f: str) -> float:
+            v = memo.get(f)
+            if v is None:
+                v = memo[f] = self._idf(f)
+            return v
+
+        weighted = {f: w * idf(f) for f, w in features.items()}
+        bound: dict[str, float] = {}
+        for f, w in weighted.items():
+            for sid in self._postings.get(f, ()):
+                bound[sid] = bound.get(sid, 0.0) + w * w
+        if not bound:
+            return None, 0.0, None
+        a_norm = math.sqrt(sum(v * v for v in weighted.values())) or 1.0
+        # 1. centroid cosine for the best candidates by the cheap bound (active stories only)
+        scored: list[tuple[float, str]] = []
+        for sid, _ in sorted(bound.items(), key=lambda kv: (-kv[1], kv[0])):
+            story = self._stories.get(sid)
+            if story is None or not self._active(story, event_time):
+                continue
+            centroid = story.centroid
+            dot = norm = 0.0
+            for f, v in centroid.items():
+                x = v * idf(f)
+                norm += x * x
+                w = weighted.get(f)
+                if w is not None:
+                    dot += w * x
+            cos = dot / (a_norm * (math.sqrt(norm) or 1.0))
+            if sum(w for f, w in features.items() if f in centroid) < MIN_SHARED_WEIGHT:
+                cos = min(cos, self.threshold - 1e-6)
+            scored.append((cos, sid))
+            if len(scored) >= MAX_CANDIDATES:
+                break
+        if not scored:
+            return None, 0.0, None
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        # 2. single-link check against the recent members of the few best stories
+        best: tuple[str | None, float, str | None] = (None, 0.0, None)
+        for cos, sid in scored[:MEMBER_CHECKS]:
+            story = self._stories[sid]
+            score, matched = cos, None
+            best_m = -1.0
+            for aid, unit in story.members:
+                dot = norm = 0.0
+                for f, v in unit.items():
+                    x = v * idf(f)
+                    norm += x * x
+                    w = weighted.get(f)
+                    if w is not None:
+                        dot += w * x
+                m = dot / (a_norm * (math.sqrt(norm) or 1.0))
+                if m > best_m:
+                    best_m, matched = m, aid
+            if best_m > score and sum(w for f, w in features.items() if f in story.centroid) >= MIN_SHARED_WEIGHT:
+                score = best_m
+            if score > best[1]:
+                best = (sid, score, matched)
+        return best
+
+    def _unpost(self, feature: str, story_id: str) -> None:
+        post = self._postings.get(feature)
+        if post is None:
+            return
+        try:
+            post.remove(story_id)
+        except ValueError:
+            pass
+        if not post:
+            del self._postings[feature]
+
+    def _apply(self, record: StoryRecord) -> None:
+        features = dict(record.features)
+        story = self._stories.get(record.story_id)
+        if story is None:
+            story = _Story(record.story_id, record.event_time, record.event_time)
+            self._stories[record.story_id] = story
+        story.first_time = min(story.first_time, record.event_time)
+        story.last_time = max(story.last_time, record.event_time)
+        story.size += 1
+        unit = _unit(features)
+        for f, v in unit.items():
+            story.centroid[f] = story.centroid.get(f, 0.0) + v
+        if len(story.centroid) > MAX_STORY_FEATURES:
+            keep = sorted(story.centroid.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_STORY_FEATURES]
+            story.centroid = dict(keep)
+            for f in story.posted - story.centroid.keys():
+                self._unpost(f, story.story_id)
+                story.posted.discard(f)
+        story.members.append((record.article_id, unit))
+        story.article_ids.append(record.article_id)
+        for f in story.centroid:
+            post = self._postings.get(f)
+            if post is None:
+                post = self._postings[f] = deque()
+            if f in story.posted:
+                try:
+                    post.remove(story.story_id)  # move to the most recent end
+                except ValueError:
+                    pass
+            post.append(story.story_id)
+            story.posted.add(f)
+            while len(post) > MAX_POSTINGS:
+                old = post.popleft()
+                other = self._stories.get(old)
+                if other is not None:
+                    other.posted.discard(f)
+        self._records[record.article_id] = record
+        self.watermark = max(self.watermark, record.event_time)
+        heapq.heappush(self._expiry, (story.last_time, story.story_id))
