@@ -188,15 +188,14 @@ def consume(topic: str, from_beginning: bool, follow: bool, lang: str | None, de
 def enrich(paths: tuple[Path, ...], fmt: str, new_ids: bool) -> None:
     """Run the same stages in-process over files, without Kafka (dedup across them, in order)."""
     from worker.consumer import render
-    from worker.pipeline import enrich_offline
+    from worker.pipeline import ArticleIndex, enrich_offline
     from worker.sources import ReadReport, read_articles
-    from worker.stages.dedup import DedupIndex
     from worker.stages.validate import InvalidArticle, parse_article
 
     settings = get_settings()
     report = ReadReport()
-    index = DedupIndex(settings.dedup_threshold, settings.minhash_permutations,
-                       settings.dedup_window_days * 86400)
+    index = ArticleIndex(settings.dedup_threshold, settings.minhash_permutations,
+                         settings.dedup_window_days * 86400)
     salt = uuid.uuid4().hex if new_ids else ""
 
     def articles():

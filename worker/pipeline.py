@@ -1,7 +1,8 @@
 """The stages composed into the two steps the agents run, as pure functions over plain data.
 
-    analyse(article)            normalise → language → hashing → entities   (stateless, any partition)
-    finish(analysed, verdict)   + dedup verdict → the `articles.enriched` message (+ a duplicate event)
+    analyse(article)              normalise → language → hashing → entities   (stateless, any partition)
+    ArticleIndex.decide(analysed) dedup verdict + story cluster                 (stateful: the funnel)
+    finish(analysed, decided)     → the `articles.enriched` message (+ a duplicate event)
 
 The faust agents (worker/app.py) and the offline `ingest enrich` (`enrich_offline`) both call
 exactly these, so the Kafka path and the in-process path give the same enrichment.
@@ -11,15 +12,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from topics import SCHEMA_VERSION
-from worker.stages.dedup import DedupIndex, Verdict
+from worker.stages.dedup import DedupIndex, IndexRecord, Verdict
 from worker.stages.entities import tag_entities
 from worker.stages.hashing import hash_text, signature_from_hex
 from worker.stages.language import detect_language
 from worker.stages.normalise import normalise
+from worker.stages.stories import StoryAssignment, StoryIndex, StoryRecord
 from worker.stages.validate import Article
 
 
@@ -81,18 +86,58 @@ def analyse(article: Article, num_perm: int, fallback_time: float | None = None)
     }
 
 
-def decide(index: DedupIndex, analysed: dict[str, Any]):
-    """Ask the dedup index about an analysed article (the stateful step)."""
-    minhash = analysed["hashes"]["minhash"]
-    return index.decide(analysed["id"], analysed["hashes"]["content_hash"],
-                        signature_from_hex(minhash["signature_hex"]), minhash["shingles"],
-                        analysed["event_time"])
+@dataclass(frozen=True, slots=True)
+class Decided:
+    verdict: Verdict
+    story: StoryAssignment
+    redelivery: bool  # the id was decided before: this is the first answer again
+    record: bytes  # the table value to persist for this article (empty for a redelivery)
 
 
-def finish(analysed: dict[str, Any], verdict: Verdict, dedup_ms: float) -> tuple[dict, dict | None]:
+class ArticleIndex:
+    """The dedup funnel's state: the dedup index and the story index, persisted together as
+    one small record per article id (the faust Table value), and rebuilt from those records."""
+
+    def __init__(self, threshold: float = 0.6, num_perm: int = 126, window_s: float = 30 * 86400) -> None:
+        self.dedup = DedupIndex(threshold=threshold, num_perm=num_perm, window_s=window_s)
+        self.stories = StoryIndex()
+
+    def __len__(self) -> int:
+        return len(self.dedup)
+
+    def decide(self, analysed: dict[str, Any]) -> Decided:
+        minhash = analysed["hashes"]["minhash"]
+        decision = self.dedup.decide(analysed["id"], analysed["hashes"]["content_hash"],
+                                     signature_from_hex(minhash["signature_hex"]), minhash["shingles"],
+                                     analysed["event_time"])
+        known = self.stories.get(analysed["id"])
+        if decision.redelivery and known is not None:
+            return Decided(decision.verdict, known.assignment, True, b"")
+        content = analysed["content"]
+        story = self.stories.assign(analysed["id"], {e["id"]: e["count"] for e in analysed["entities"]},
+                                    f"{content['title']}\n\n{content['body']}", analysed["event_time"])
+        record = {"dedup": decision.record.to_dict(), "story": self.stories.get(analysed["id"]).to_dict()}
+        return Decided(decision.verdict, story, decision.redelivery, orjson.dumps(record))
+
+    def rebuild(self, records: Iterable[bytes]) -> None:
+        """Load stored records in event-time order (the order they were decided in)."""
+        decoded = sorted((orjson.loads(r) for r in records if r), key=lambda d: (d["dedup"]["t"], d["dedup"]["id"]))
+        for d in decoded:
+            self.dedup.load(IndexRecord.from_dict(d["dedup"]))
+            self.stories.load(StoryRecord.from_dict(d["story"]))
+
+    def evict_expired(self) -> list[str]:
+        """Ids whose records leave the window (delete their table keys: tombstones)."""
+        self.stories.evict_expired()  # its shorter window; the record stays while dedup needs it
+        return self.dedup.evict_expired()
+
+
+def finish(analysed: dict[str, Any], decided: Decided, dedup_ms: float) -> tuple[dict, dict | None]:
     """The enriched message, and the duplicate event if the article is a duplicate."""
+    verdict = decided.verdict
     enriched = dict(analysed)
     enriched["dedup"] = verdict.to_dict()
+    enriched["story"] = decided.story.to_dict()
     enriched["timings_ms"] = {**analysed["timings_ms"], "dedup": round(dedup_ms, 3)}
     duplicate_event = None
     if verdict.status != "unique":
@@ -113,12 +158,12 @@ def finish(analysed: dict[str, Any], verdict: Verdict, dedup_ms: float) -> tuple
     return enriched, duplicate_event
 
 
-def enrich_offline(articles: Iterable[Article], index: DedupIndex, num_perm: int) -> Iterator[dict]:
+def enrich_offline(articles: Iterable[Article], index: ArticleIndex, num_perm: int) -> Iterator[dict]:
     """`ingest enrich`: the same stages in-process, dedup across the whole input, in order."""
     for article in articles:
         analysed = analyse(article, num_perm)
         start = time.perf_counter()
-        decision = decide(index, analysed)
-        enriched, _ = finish(analysed, decision.verdict, (time.perf_counter() - start) * 1000)
+        decided = index.decide(analysed)
+        enriched, _ = finish(analysed, decided, (time.perf_counter() - start) * 1000)
         index.evict_expired()
         yield enriched
