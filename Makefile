@@ -44,8 +44,13 @@ integration: $(STAMP)
 stop:
 	@bash scripts/run-demo.sh stop
 
+## make bench: throughput, latency, scaling and recovery in one run → bench/results, BENCHMARKS.md
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## make quality: language, near-duplicate, entity and story quality → docs/quality.md (+ plots)
+quality: $(STAMP)
+	$(BIN)/python -m worker.quality
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
