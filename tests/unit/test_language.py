@@ -738,3 +738,120 @@ def test_cost_does_not_grow_with_length():
     assert detect_language(article).code == "en"
     assert detect_language(huge).code == "en"
     assert _best_time(huge) < 3 * _best_time(article)
+
+
+# --- close relatives without (separable) profiles: ms, sr, bs, da/no ----------------
+# Texts written for these tests.
+
+
+def _profile_only(monkeypatch, text: str) -> LanguageResult:
+    """The result without the marker-word step."""
+    from worker.stages import language
+
+    with monkeypatch.context() as m:
+        m.setattr(language, "_RELATIVES", {})
+        return detect_language(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        # Malay: kerajaan, kewangan, kerana
+        ("Kerajaan negeri berkata bantuan kewangan akan disalurkan kepada mangsa kebakaran kerana ramai "
+         "penduduk kehilangan tempat tinggal.", "ms"),
+        # Indonesian: bahwa, keuangan, karena
+        ("Pemerintah daerah mengatakan bahwa bantuan keuangan akan disalurkan kepada korban kebakaran karena "
+         "banyak warga kehilangan tempat tinggal.", "id"),
+        # Serbian, ekavian: predsednik, opština, posle, cene
+        ("Predsednik opštine je posle sastanka rekao da će cene vode ostati iste do kraja godine.", "sr"),
+        # Bosnian: ijekavian (poslije, cijene, dvije) with sedmica, porodica
+        ("Načelnik općine je poslije sastanka rekao da će cijene vode ostati iste još dvije sedmice, a "
+         "porodice će dobiti pomoć.", "bs"),
+        # Croatian: the same with tjedan, obitelj
+        ("Načelnik općine je poslije sastanka rekao da će cijene vode ostati iste još dva tjedna, a obitelji "
+         "će dobiti pomoć.", "hr"),
+        ("Hrvatska nogometna reprezentacija pobijedila je u nedjelju, a izbornik je rekao da je ponosan na "
+         "igrače.", "hr"),
+        # Serbian Cyrillic: је, ће, рекао
+        ("Председник општине је после састанка рекао да ће цене воде остати исте до краја године.", "sr"),
+        # Macedonian: дека, ќе, на
+        ("Претседателот на општината изјави дека цените на водата ќе останат исти до крајот на годината.", "mk"),
+        ("Han sagde, at han aldrig havde set noget lignende efter stormen.", "da"),
+        ("Han sa at han aldri hadde sett noe lignende etter stormen.", "no"),
+    ],
+)
+def test_close_relatives(text, lang):
+    result = detect_language(text)
+    _assert_valid(result)
+    assert result.code == lang, result
+
+
+def test_relative_markers_set_candidates_and_confidence(monkeypatch):
+    # Three Malay markers, none Indonesian: the id profile's mass (1.0) is
+    # split 3**3 : 1 between ms and id.
+    text = ("Kerajaan negeri berkata bantuan kewangan akan disalurkan kepada mangsa kebakaran kerana ramai "
+            "penduduk kehilangan tempat tinggal.")
+    before = _profile_only(monkeypatch, text)
+    assert before.code == "id" and before.confidence == 1.0
+    result = detect_language(text)
+    assert result.candidates[:2] == (("ms", round(27 / 28, 6)), ("id", round(1 / 28, 6)))
+    assert result.candidates[0] == (result.code, result.confidence)
+
+
+def test_serbian_or_bosnian_without_reflex_is_a_guess():
+    # voz and šine exclude Croatian but do not separate sr from bs: sr (listed
+    # first) with bs at the same probability, below RELIABLE_CONFIDENCE.
+    from worker.stages.language import RELIABLE_CONFIDENCE
+
+    result = detect_language("Voz za Novi Sad kasni jer su radnici popravljali šine kod stanice.")
+    _assert_valid(result)
+    assert result.code == "sr"
+    assert result.candidates[1] == ("bs", result.confidence)
+    assert result.confidence < RELIABLE_CONFIDENCE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # no markers at all
+        "Presiden menghadiri upacara pembukaan pameran seni di Bandung pada hari itu.",
+        # markers for the answer only
+        "Pemerintah daerah mengatakan bahwa bantuan keuangan akan disalurkan karena banyak warga mengungsi.",
+        # as many markers each way: Malay "kerajaan", Indonesian "karena"
+        "Kerajaan Arab Saudi membuka kembali jalur penerbangan ke Jakarta karena permintaan jemaah meningkat.",
+        "Premijer je u Bruxellesu razgovarao s predsjednicom Europske komisije o novim mjerama.",
+        "Regjeringen har bestemt å senke avgiften på strøm, men opposisjonen mener det ikke er nok.",
+    ],
+)
+def test_without_clear_evidence_the_profile_result_is_kept(monkeypatch, text):
+    assert detect_language(text) == _profile_only(monkeypatch, text)
+
+
+def test_relative_update_weighs_markers_against_the_profiles():
+    # da/no both have profiles: their probabilities are the priors, and each
+    # marker multiplies by MARKER_ODDS.  no 0.7 / da 0.3 with two Danish
+    # markers (aldrig, mod): da 0.3*9 : no 0.7 -> da 2.7/3.4 of the pair's 1.0.
+    import numpy as np
+
+    from worker.stages import language
+
+    model = language._get_model()
+    prob = np.zeros(len(model.langs))
+    prob[model.langs.index("no")], prob[model.langs.index("da")] = 0.7, 0.3
+    top = np.argsort(-prob, kind="stable")[:3]
+    raw = model.prepare("Skibet sejlede aldrig mod nord i vinter.")
+    result = model.relatives(raw, prob, top)
+    assert result.code == "da"
+    assert result.confidence == pytest.approx(2.7 / 3.4, abs=1e-6)
+    assert result.candidates[1] == ("no", pytest.approx(0.7 / 3.4, abs=1e-6))
+    # one Danish marker is not enough against 0.9 for no: 0.1*3 < 0.9
+    prob[model.langs.index("no")], prob[model.langs.index("da")] = 0.9, 0.1
+    assert model.relatives(model.prepare("Skibet sejlede aldrig langt i vinter."), prob, top) is None
+
+
+def test_relative_markers_cost_is_bounded():
+    # Only the sample's words are read: a huge Malay text is as fast as a page.
+    page = ("Kerajaan berkata bahawa harga minyak akan kekal kerana bekalan mencukupi. " * 12)[:4000]
+    huge = page * 100
+    assert detect_language(page).code == detect_language(huge).code == "ms"
+    assert _best_time(huge) < 3 * _best_time(page)

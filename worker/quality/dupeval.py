@@ -14,6 +14,7 @@ containment of the word/character shingle sets are computed exactly alongside.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -129,7 +130,8 @@ def evaluate_pair(pair: Pair, threshold: float = DEFAULT_THRESHOLD) -> PairResul
 
 def evaluate(seed: int = DEFAULT_SEED, threshold: float = DEFAULT_THRESHOLD, stress: bool = True) -> DedupReport:
     pairs = generate_pairs(seed, stress=stress)
-    results, stressed = [], []
+    results: list[PairResult] = []
+    stressed: list[PairResult] = []
     for pair in pairs:
         (stressed if pair.kind == "stress" else results).append(evaluate_pair(pair, threshold))
     return DedupReport(threshold, results, stressed)
@@ -138,7 +140,7 @@ def evaluate(seed: int = DEFAULT_SEED, threshold: float = DEFAULT_THRESHOLD, str
 def jaccard_bins(results: list[PairResult]) -> list[tuple[str, int, int, int, int]]:
     """(bin, positives, positives found, negatives, negatives flagged) by true shingle Jaccard."""
     rows = []
-    for lo, hi in zip(JACCARD_BINS, JACCARD_BINS[1:]):
+    for lo, hi in itertools.pairwise(JACCARD_BINS):
         sel = [r for r in results if lo <= r.jaccard < hi]
         pos = [r for r in sel if r.pair.label]
         neg = [r for r in sel if not r.pair.label]

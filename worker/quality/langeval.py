@@ -84,7 +84,8 @@ class LanguageReport:
     def languages(self) -> list[str]:
         return sorted({r.item.lang for r in self.results if r.item.lang != UND})
 
-    def confusion(self, group: tuple[str, ...], bands: tuple[str, ...] = ("sentence", "paragraph")) -> dict[str, Counter]:
+    def confusion(self, group: tuple[str, ...],
+                  bands: tuple[str, ...] = ("sentence", "paragraph")) -> dict[str, Counter]:
         out: dict[str, Counter] = {}
         for lang in group:
             out[lang] = Counter(r.code for r in self.results if r.item.lang == lang and r.item.band in bands)
@@ -124,7 +125,7 @@ def evaluate(check_processes: bool = True) -> LanguageReport:
     items = list(language_texts())
     results = [TextResult(t, detect_language(t.text)) for t in items]
     again = [detect_language(t.text) for t in items]
-    same = all(a == r.result for a, r in zip(again, results))
+    same = all(a == r.result for a, r in zip(again, results, strict=True))
     across = None
     if check_processes:
         mine = _fingerprint([t.text for t in items])

@@ -23,7 +23,9 @@ operations (~120 us for a 4 KB article, however long the text is).
 
 Reading the result
 ------------------
-* ``code`` is a langdetect code ("en", "zh-cn", "zh-tw", ...), or ``"und"``
+* ``code`` is a langdetect code ("en", "zh-cn", "zh-tw", ...), one of "ms",
+  "sr", "bs" (no profile: recovered from an id, hr or mk answer by marker
+  words, see "Close relatives" below), or ``"und"``
   when the sample has fewer than ``MIN_LETTERS`` letters the profiles know
   (digits, punctuation, URLs and short strings).  ``und`` always comes with
   confidence 0.0 and no candidates: we never guess on too little text.
@@ -35,13 +37,16 @@ Reading the result
   (0.5) treat it as a guess (very short text, or close pairs such as no/da,
   es/pt, nl/af).  On the labelled sentences and fragments of
   bench/language_eval.py, answers at >= 0.9 were right 99.6% of the time,
-  answers below 0.5 about half of the time.
+  answers below 0.5 about half of the time.  When the marker-word step
+  changes the answer, the confidence is the winner's share of its group's
+  probability after a Bayesian update (see "Close relatives").
 
 Memory: ~27 MB of tables per process, loaded once (~0.2 s, ``warm_up``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -110,6 +115,152 @@ _SMOOTHING = Detector.ALPHA_DEFAULT / Detector.BASE_FREQ
 _CP_BITS = 21
 _SPACE = 0x20
 _N_CODEPOINTS = 0x110000
+
+# --- Close relatives the profiles cannot separate ----------------------------
+#
+# langdetect has no Malay, Serbian or Bosnian profile, so Malay text is scored
+# as Indonesian, Latin Serbian and Bosnian as Croatian, and Cyrillic Serbian as
+# Macedonian (ј, љ, њ, џ n-grams exist only in the mk profile).  Danish and
+# Norwegian both have profiles but share most n-grams, so short texts swing on
+# one or two letters.  After scoring, an answer listed in _RELATIVES is checked
+# against marker words: spellings and words that one standard uses and its
+# relatives do not (Malay "bahawa", "kerana" for Indonesian "bahwa", "karena";
+# Serbian ekavian "posle", "mesto" for ijekavian "poslije", "mjesto"; Croatian
+# "tisuća", "tjedan" for Serbian/Bosnian "hiljada", "sedmica"; Danish "af",
+# "aldrig" for Norwegian "av", "aldri").  Each marker names the members that
+# use it; a word counts once per occurrence.
+#
+# The evidence is combined as a Bayesian update inside the group:
+#
+#   weight(l) = prior(l) * MARKER_ODDS ** (markers that support l)
+#
+# where prior(l) is the profile probability of l, and for a member without a
+# profile (ms, sr, bs) the probability of the answered code, whose profile
+# stands for the whole group.  The weights are rescaled so that the group keeps
+# the probability mass its profiled members had, and the result is re-ranked:
+# the winner becomes candidates[0] and its share of that mass the confidence.
+# So one Malay marker and nothing Indonesian turns id 1.0 into ms 0.75 / id
+# 0.25; two markers give ms 0.9.  A marker counts as MARKER_ODDS:1 evidence,
+# not as proof, because quotes, names and loanwords cross borders.
+#
+# The result changes only when the evidence is clear: some member must have
+# more markers than the answer, its weight must be strictly higher than the
+# answer's (a tie keeps the answer; between two other members the first listed
+# wins) and it must then be the most probable language overall.
+# Otherwise the profile answer and its confidence are returned unchanged, so
+# texts without markers (and every language outside these groups) score
+# exactly as before.  Cost: one pass over the words of the sample (at most
+# SAMPLE_CHARS characters), set and prefix look-ups only.
+#
+# Known limits: Serbian and Bosnian share everything that separates them from
+# Croatian (hiljada, voz, porodica, uhapsiti); they are told apart by the
+# yat reflex (ekavian "reka" is Serbian, ijekavian "rijeka" Croatian or
+# Bosnian) and a few words (Serbian "opština", "istorija"; Bosnian
+# "historija", "hljeb").  Without either, sr and bs tie and sr (listed first)
+# is returned at about half the group mass, i.e. below RELIABLE_CONFIDENCE.
+# Ijekavian Serbian and Montenegrin are read as Bosnian.  Cyrillic Serbian is
+# only recovered from an mk answer (Serbian is the only user of ђ, ћ; Macedonian
+# alone has ѓ, ќ, ѕ).
+MARKER_ODDS = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Marker:
+    """Words that support the members ``langs`` of a group."""
+
+    langs: frozenset[str]
+    words: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    # Word endings, for words at least MIN_SUFFIX_STEM letters longer.
+    suffixes: tuple[str, ...] = ()
+    # Letters that only these members write; a word with one counts.
+    letters: frozenset[str] = frozenset()
+
+    def count(self, words: list[str]) -> int:
+        n = 0
+        for w in words:
+            if (
+                w in self.words
+                or (self.prefixes and w.startswith(self.prefixes))
+                or (self.suffixes and w.endswith(self.suffixes) and len(w) >= 4)
+                or (self.letters and not self.letters.isdisjoint(w))
+            ):
+                n += 1
+        return n
+
+
+def _m(langs: str, words: str = "", prefixes: str = "", suffixes: str = "", letters: str = "") -> _Marker:
+    return _Marker(frozenset(langs.split()), frozenset(words.split()), tuple(prefixes.split()),
+                   tuple(suffixes.split()), frozenset(letters))
+
+
+# Malay / Indonesian: mostly spelling pairs (bahawa/bahwa, kerana/karena,
+# wang/uang, Isnin/Senin, universiti/universitas, filem/film) and a few
+# everyday words the other standard does not use that way (kerajaan is
+# Malaysia's "government", Indonesian says pemerintah).
+_ID_MS = (
+    _m("ms", words="bahawa kerana polis wang isnin khamis ahad jumaat kerajaan kewangan baharu sesiapa "
+                   "sahaja iaitu selepas berbanding filem antarabangsa universiti kenderaan projek kualiti "
+                   "aktiviti syarikat mesyuarat kakitangan jurucakap jurulatih majlis bomba hujung"),
+    _m("id", words="bahwa karena polisi uang senin kamis jumat pemerintah keuangan kemarin sore yaitu film "
+                   "internasional universitas kendaraan proyek kualitas aktivitas mobil kantor bisa bandara"),
+)
+
+# Croatian / Serbian / Bosnian (Latin script).
+_HR_SR_BS = (
+    # Yat reflex, ekavian: standard Serbian only.
+    _m("sr", words="pre gde ovde negde uvek dve deo vek veka veku vest vesti veče uveče vreme dete deca dece "
+                   "deci decu decom reč reči reka reke reku cena cene ceni cenu cenama ceo cela celu celog "
+                   "celoj lep lepa lepo lepe mera mere meru merama hteo htela želeo želela živeo živela",
+       prefixes="posle predsedn sever mest nedelj mlek svetsk delov poset primer pesm devojk smer izmen promen "
+                "razmen povređ sused uspe vredn rešen reši dvest lekar zvezd verovat sedišt"),
+    # Yat reflex, ijekavian: Croatian and Bosnian.
+    _m("hr bs", words="prije gdje ovdje negdje uvijek dvije dio vijek vijeka vijest vijesti večer navečer uvečer "
+                      "vrijeme dijete djeca djece djeci djecu djecom riječ riječi rijeka rijeke rijeku cijena "
+                      "cijene cijeni cijenu cijenama cio cijela cijelu cijelog cijeloj lijep lijepa lijepo "
+                      "lijepe mjera mjere mjeru mjerama htio htjela želio željela živio živjela",
+       prefixes="poslije posljed predsjedn sjever mjest nedjelj mlijek svjetsk dijelov posjet primjer pjesm "
+                "djevojk smjer izmjen promjen razmjen povrijeđ susjed uspje vrijedn rješen riješ dvjest "
+                "ljekar zvijezd vjerovat vjerojat sjedišt"),
+    # Croatian vocabulary and Slavic month names.
+    _m("hr", words="tko nitko netko kruh vlak vlaka vlakom tijekom točno",
+       prefixes="tisuć tjed povijes sveučiliš znanstv glazb zrakoplov nogomet obitelj gospodarst gospodarsk "
+                "kućanst uhiti uhićen priopć financij europ izbornik kazališ tračnic siječ veljač ožuj travan "
+                "travnj svib lipan lipnj srpan srpnj kolovoz rujan rujn listopad prosin"),
+    # Serbian and Bosnian vocabulary, Latin month names.
+    _m("sr bs", words="voz voza vozom vozu vozovi vozova šine šina šinama niko ko tačno tokom kafa sprat",
+       prefixes="hiljad porodic finansij univerzitet naučn uhaps uhapš evrop fudbal saobraćaj pozoriš dešava "
+                "sedmic januar februar septemb oktob novemb decemb avgust"),
+    _m("sr", prefixes="opšt istorij saopšt hleb"),
+    _m("bs", prefixes="historij hljeb saopć kahv lahk"),
+    _m("hr bs", prefixes="opć"),
+)
+
+# Macedonian / Serbian (Cyrillic).  Serbian: ђ, ћ, "је", "су", "у" and the
+# masculine past participle in -ао/-ио (Macedonian -л: рекол, затворил).
+_MK_SR = (
+    _m("sr", words="је су у није који која које којих био", suffixes="ао ио", letters="ђћ"),
+    _m("mk", words="е во ги го дека со кон сите оваа овие", letters="ѓќѕ"),
+)
+
+# Danish / Norwegian (Bokmål and Nynorsk) spelling pairs.
+_DA_NO = (
+    _m("da", words="af aldrig mod nogle noget efter mig dig sig blev havde sagde bliver ud op gennem mellem "
+                   "uge ugen igen nu siger gør hvad spørgsmål hjælp købe"),
+    _m("no", words="av aldri mot noen noe etter meg deg seg ble hadde sa blir ut opp gjennom mellom uke uken "
+                   "igjen nå sier gjør hva spørsmål hjelp kjøpe ikkje"),
+)
+
+# answered code -> (members in tie-break order, markers)
+_RELATIVES: dict[str, tuple[tuple[str, ...], tuple[_Marker, ...]]] = {
+    "id": (("id", "ms"), _ID_MS),
+    "hr": (("hr", "sr", "bs"), _HR_SR_BS),
+    "mk": (("mk", "sr"), _MK_SR),
+    "da": (("da", "no"), _DA_NO),
+    "no": (("no", "da"), _DA_NO),
+}
+
+_WORD_RE = re.compile(r"[^\W\d_]+")
 
 _WHITESPACE_RE = re.compile(r"\s")
 _LAST_WHITESPACE_RE = re.compile(r"\s(?=\S*\Z)")
@@ -279,9 +430,60 @@ class _Model:
         prob /= prob.sum()
         # Stable order: probability descending, then language order.
         top = np.argsort(-prob, kind="stable")[:N_CANDIDATES]
+        if self.langs[top[0]] in _RELATIVES:
+            result = self.relatives(raw, prob, top)
+            if result is not None:
+                return result
         candidates = tuple((self.langs[i], round(float(prob[i]), 6)) for i in top)
         code, confidence = candidates[0]
         return LanguageResult(code, confidence, candidates)
+
+    def relatives(self, raw: np.ndarray, prob: np.ndarray, top: np.ndarray) -> LanguageResult | None:
+        """The marker-word check of _RELATIVES for the answer ``top[0]``.
+
+        Returns None when the evidence does not clearly favour another member
+        of the group (the caller then keeps the profile result).
+        """
+        answer = self.langs[top[0]]
+        members, markers = _RELATIVES[answer]
+        text = raw.tobytes().decode("utf-32-le", "surrogatepass").lower()
+        words = _WORD_RE.findall(text)
+        support = dict.fromkeys(members, 0)
+        for marker in markers:
+            n = marker.count(words)
+            if n:
+                for lang in marker.langs:
+                    support[lang] += n
+        if max(support.values()) <= support[answer]:
+            return None
+
+        index = {lang: i for i, lang in enumerate(self.langs)}
+        p = {lang: float(prob[index[lang]]) for lang in members if lang in index}
+        mass = sum(p.values())
+        # Log weights: prior (profile probability, or the answer's for a
+        # member without a profile) times MARKER_ODDS per supporting marker.
+        log_odds = math.log(MARKER_ODDS)
+        logw = {}
+        for lang in members:
+            prior = p.get(lang, p[answer])
+            logw[lang] = (math.log(prior) if prior > 0 else -math.inf) + support[lang] * log_odds
+        # First of equals in member order, so the answer wins a tie with it.
+        winner = max(members, key=logw.__getitem__)
+        if winner == answer:
+            return None
+        peak = logw[winner]
+        w = {lang: math.exp(v - peak) for lang, v in logw.items()}
+        total = sum(w.values())
+        new = {lang: mass * w[lang] / total for lang in members}
+
+        others = [(self.langs[i], float(prob[i])) for i in top if self.langs[i] not in new]
+        if others and others[0][1] >= new[winner]:
+            return None
+        rank = {lang: i for i, lang in enumerate(members)}
+        pool = [(lang, round(q, 6)) for lang, q in new.items()] + [(c, round(q, 6)) for c, q in others]
+        pool.sort(key=lambda c: (-c[1], c[0] != winner, rank.get(c[0], len(rank)), index.get(c[0], 0)))
+        candidates = tuple(pool[:N_CANDIDATES])
+        return LanguageResult(winner, candidates[0][1], candidates)
 
 
 def _chars(n: int) -> str:

@@ -10,28 +10,38 @@ share what the event is made of, and those things can be written down without th
 * calendar dates, normalised to month-day ("March 27", "27. März", "27 марта", "3月27日",
   "3월 27일" -> 03-27; a bare "27日"/"27일" is dated from the article's event time).
 
-Each feature has a base weight by kind (a date or a person says more than a country) times an
-IDF computed online over the last `idf_window` articles, so the entities every article has
-(country:US) weigh little once the index has seen some traffic.
+Each feature has a base weight by kind (a date, a person or a city says more than a country;
+entities mentioned often weigh more) times an IDF computed online over the last `idf_window`
+articles, so the entities every article has (country:US) weigh little once the index has seen
+some traffic.
 
-An article is compared with the stories active around its event time (`window_s`): cosine of its
-weighted feature vector with each candidate story's centroid (the sum of its members' normalised
-vectors), and with the story's most recent members. The score is the larger of the centroid
-cosine and the best member cosine; at or above `threshold` the article joins that story,
-otherwise it starts a new one. `matched` is the member article it resembled most.
+An article is compared with the stories active around its event time (`window_s`): the cosine of
+its weighted feature vector with each candidate story's centroid (the sum of its members'
+normalised vectors), and, for the best few stories, with each of their recent members (single
+link: a short summary that matches one long report well). The score is the larger of the two; at
+or above `threshold` the article joins that story, otherwise it starts a new one. A story must
+share at least `MIN_SHARED_WEIGHT` of base weight with the article (one common country and a year
+never make a story). `matched` is the member article it resembled most.
 
-Bounded cost per article, however many stories exist:
+Bounded cost per article, however many stories exist (~0.2-0.4 ms, see docs/quality.md):
 * an article contributes at most `MAX_ARTICLE_FEATURES` features (its heaviest ones);
 * candidates come from an inverted index feature -> story ids that keeps only the
   `MAX_POSTINGS` most recently updated stories per feature (a hub feature such as country:US
-  cannot fan out), and only the best `MAX_CANDIDATES` by a cheap upper bound are scored;
+  cannot fan out); `MAX_CANDIDATES` centroids and `MEMBER_CHECKS` stories' members are scored;
 * a story keeps at most `MAX_STORY_FEATURES` centroid entries and `MAX_MEMBERS` member vectors;
-* stories whose last article is older than `window_s` before the newest event time are evicted,
-  and the IDF table forgets articles beyond the last `idf_window`.
+* `evict_expired` drops stories with no article within `window_s` of the newest event time and
+  the records of articles older than that; the IDF table forgets articles beyond `idf_window`.
 
-State is plain Python; `StoryRecord` (one per article, the decision and its features) is the unit
-of persistence: replaying records with `StoryIndex.load` rebuilds the same index, and
-`to_bytes`/`from_bytes` snapshot a whole index. Pure and offline: no model, no network.
+Limits, measured in docs/quality.md: with real publication times events days apart never meet,
+and events two days apart with the same countries are separated by content; without times
+(every article at one instant) two events made of the same entities — two ECB rate cuts, two
+Putin-Kim summits — merge. An article whose entities the tagger misses (small Japanese towns) has
+nothing to match on. Weights and threshold were chosen on tests/data/articles.jsonl.
+
+State is plain Python. `StoryRecord` (one per article: the decision and its features) is the
+unit of persistence: `load` replays records (in decision order) into a fresh index — existing
+articles keep their story ids, and stories continue — and `to_bytes`/`from_bytes` snapshot the
+records still in the window. Pure and offline: no model, no network.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ __all__ = [
     "StoryRecord",
     "extract_dates",
     "extract_numbers",
+    "new_story_id",
     "story_features",
 ]
 
@@ -63,10 +74,10 @@ DEFAULT_WINDOW_S = 3 * 86400.0  # an event's coverage: publication times within 
 DEFAULT_IDF_WINDOW = 20_000  # articles the IDF table remembers
 
 MAX_ARTICLE_FEATURES = 48
-MAX_STORY_FEATURES = 96
+MAX_STORY_FEATURES = 64
 MAX_MEMBERS = 8
 MAX_POSTINGS = 64
-MAX_CANDIDATES = 24  # stories whose centroid is scored
+MAX_CANDIDATES = 16  # stories whose centroid is scored
 MEMBER_CHECKS = 4  # of those, stories whose recent members are scored one by one
 
 # Base weight by feature kind (the part of an id before ":").
@@ -308,7 +319,6 @@ class _Story:
     centroid: dict[str, float] = field(default_factory=dict)  # sum of members' unit base vectors
     members: deque[tuple[str, dict[str, float]]] = field(default_factory=lambda: deque(maxlen=MAX_MEMBERS))
     posted: set[str] = field(default_factory=set)  # features this story is listed under
-    article_ids: list[str] = field(default_factory=list)
 
 
 def _unit(vector: Mapping[str, float]) -> dict[str, float]:
@@ -335,7 +345,8 @@ class StoryIndex:
         self._records: dict[str, StoryRecord] = {}  # in decision order (snapshots replay it)
         self._df: dict[str, int] = {}
         self._recent: deque[tuple[str, ...]] = deque()  # feature keys of the last idf_window articles
-        self._expiry: list[tuple[float, str]] = []  # heap of (story last time, story id)
+        self._story_expiry: list[tuple[float, str]] = []  # heap of (story last time, story id)
+        self._record_expiry: list[tuple[float, str]] = []  # heap of (event time, article id)
 
     def __len__(self) -> int:
         return len(self._stories)
@@ -384,21 +395,23 @@ class StoryIndex:
         return index
 
     def evict_expired(self) -> list[str]:
-        """Drop stories with no article within the window of the newest event time; returns the
-        article ids whose records can be deleted."""
+        """Forget what is older than the window before the newest event time: stories with no
+        article since, and the records of articles published before it (their ids are returned:
+        delete them from the table). A redelivery older than the window is decided afresh."""
         horizon = self.watermark - self.window_s
-        dropped: list[str] = []
-        while self._expiry and self._expiry[0][0] < horizon:
-            last, sid = heapq.heappop(self._expiry)
+        while self._story_expiry and self._story_expiry[0][0] < horizon:
+            last, sid = heapq.heappop(self._story_expiry)
             story = self._stories.get(sid)
             if story is None or story.last_time != last:
                 continue  # stale heap entry: the story was updated since
             del self._stories[sid]
             for f in story.posted:
                 self._unpost(f, sid)
-            for aid in story.article_ids:
-                if self._records.pop(aid, None) is not None:
-                    dropped.append(aid)
+        dropped: list[str] = []
+        while self._record_expiry and self._record_expiry[0][0] < horizon:
+            _, aid = heapq.heappop(self._record_expiry)
+            if self._records.pop(aid, None) is not None:
+                dropped.append(aid)
         return dropped
 
     # -- internals ---------------------------------------------------------------------------------
@@ -452,9 +465,9 @@ class StoryIndex:
             for f, v in centroid.items():
                 x = v * idf(f)
                 norm += x * x
-                w = weighted.get(f)
-                if w is not None:
-                    dot += w * x
+                wf = weighted.get(f)
+                if wf is not None:
+                    dot += wf * x
             cos = dot / (a_norm * (math.sqrt(norm) or 1.0))
             if sum(w for f, w in features.items() if f in centroid) < MIN_SHARED_WEIGHT:
                 cos = min(cos, self.threshold - 1e-6)
@@ -475,9 +488,9 @@ class StoryIndex:
                 for f, v in unit.items():
                     x = v * idf(f)
                     norm += x * x
-                    w = weighted.get(f)
-                    if w is not None:
-                        dot += w * x
+                    wf = weighted.get(f)
+                    if wf is not None:
+                        dot += wf * x
                 m = dot / (a_norm * (math.sqrt(norm) or 1.0))
                 if m > best_m:
                     best_m, matched = m, aid
@@ -517,7 +530,6 @@ class StoryIndex:
                 self._unpost(f, story.story_id)
                 story.posted.discard(f)
         story.members.append((record.article_id, unit))
-        story.article_ids.append(record.article_id)
         for f in story.centroid:
             post = self._postings.get(f)
             if post is None:
@@ -536,4 +548,5 @@ class StoryIndex:
                     other.posted.discard(f)
         self._records[record.article_id] = record
         self.watermark = max(self.watermark, record.event_time)
-        heapq.heappush(self._expiry, (story.last_time, story.story_id))
+        heapq.heappush(self._story_expiry, (story.last_time, story.story_id))
+        heapq.heappush(self._record_expiry, (record.event_time, record.article_id))
