@@ -1,12 +1,13 @@
 """`python -m bench` (`make bench`): every benchmark of issue 6 in one run.
 
-    python -m bench                 full run (≈ 10–15 min on 2 cores): 20,000 articles, dedup index to
-                                    1 M, recovery of 100 k; writes bench/results/latest.json and the
-                                    generated table in BENCHMARKS.md
+    python -m bench                 full run (≈ 10 min on 2 cores): 20,000 articles in-process, 10,000
+                                    through the real workers, dedup index to 1 M, recovery of 100 k;
+                                    writes bench/results/latest.json and the table in BENCHMARKS.md
     python -m bench --quick         small run (≈ 3 min): 2,000 articles, dedup to 100 k, recovery of
                                     20 k; writes bench/results/quick.json only
     python -m bench --articles 50000 --parts compute,dedup
     python -m bench --bootstrap HOST:PORT    use a running broker instead of the local one
+    python -m bench --parts e2e --worker-env CONSUMER_MAX_FETCH_SIZE=16777216   A/B a faust setting
 
 Parts, in order: compute (stages in-process), dedup (index scaling), transport (bare aiokafka
 loop), e2e (real workers: throughput, then latency at half that rate), recovery (changelog
@@ -42,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dedup-sizes", help="comma-separated index sizes (default 10000,100000,1000000; "
                                          "quick 10000,100000)")
     p.add_argument("--recovery-articles", type=int, help="changelog records to rebuild (default 100000, quick 20000)")
+    p.add_argument("--e2e-articles", type=int,
+                   help="articles seeded for each end-to-end throughput run (default 10000, quick 2000)")
+    p.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra environment for the worker processes, e.g. CONSUMER_MAX_FETCH_SIZE=16777216 "
+                        "(faust reads its settings from the environment); repeatable")
+    p.add_argument("--no-spy", action="store_true", help="do not sample the workers with py-spy during e2e")
     p.add_argument("--bootstrap", help="use this Kafka cluster instead of starting the local broker")
     p.add_argument("--keep-broker", action="store_true", help="leave the local 'bench' broker running")
     p.add_argument("--out", type=Path, help="results file (default bench/results/latest.json, quick: quick.json)")
@@ -50,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     q = args.quick
     args.articles = args.articles or (2000 if q else 20000)
     args.latency_seconds = args.latency_seconds or (8.0 if q else 20.0)
+    args.e2e_articles = min(args.e2e_articles or (2000 if q else 10000), args.articles)
+    try:
+        args.worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
+    except ValueError:
+        p.error("--worker-env takes KEY=VALUE")
     args.dedup_sizes = [int(x) for x in (args.dedup_sizes or ("10000,100000" if q else "10000,100000,1000000")).split(",")]
     args.recovery_articles = args.recovery_articles or (20000 if q else 100000)
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
@@ -147,13 +159,15 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
         part("transport", lambda: kafka_bench.transport(bootstrap, payloads, log=log))
 
         def e2e() -> dict:
-            out: dict = {}
+            out: dict = {"worker_env": args.worker_env}
             for n in args.workers:
                 log(f"  -- {n} worker process(es)")
-                sc = kafka_bench.Scenario(bootstrap, broker_pid, n, run_dir)
+                sc = kafka_bench.Scenario(bootstrap, broker_pid, n, run_dir, env=args.worker_env)
                 try:
                     entry = {"start": sc.start()}
-                    entry["throughput"] = kafka_bench.throughput(sc, corpus, log=log)
+                    entry["cold_start"] = kafka_bench.warm(sc, corpus_mod.generate(40, seed=seed + 500 + n), log=log)
+                    entry["throughput"] = kafka_bench.throughput(
+                        sc, corpus[:args.e2e_articles], log=log, profile_dir=None if args.no_spy else run_dir)
                     rate = args.load * entry["throughput"]["sustained_articles_per_s"]
                     count = max(50, int(rate * args.latency_seconds))
                     fresh = corpus_mod.generate(count, seed=seed + 1000 + n)

@@ -52,11 +52,25 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126) -> dict[str, n
     from worker.stages.dedup import DedupIndex
     from worker.stages.validate import parse_article
 
-    index = DedupIndex(num_perm=num_perm)
+    if hasattr(pipeline, "ArticleIndex"):  # the funnel state: dedup + stories, one record per article
+        funnel = pipeline.ArticleIndex(num_perm=num_perm)
+
+        def decide(received):
+            decided = funnel.decide(received)
+            funnel.evict_expired()
+            return decided, decided.verdict, lambda: decided.record
+    else:  # dedup only (before the story stage)
+        index = DedupIndex(num_perm=num_perm)
+
+        def decide(received):
+            decision = pipeline.decide(index, received)
+            index.evict_expired()
+            return decision.verdict, decision.verdict, decision.record.to_bytes
     n = len(raw)
     cols = {k: np.zeros(n) for k in (*ANALYSE_SIDE, *DEDUP_SIDE, "total")}
     ns = time.perf_counter_ns
     verdicts = []
+    sizes = np.zeros((n, 4))
     for i, (key, value) in enumerate(raw):
         t0 = ns()
         article = parse_article(key, value, 1 << 20)
@@ -68,15 +82,15 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126) -> dict[str, n
         # --- the dedup agent ---
         received = orjson.loads(payload)
         t4 = ns()
-        decision = pipeline.decide(index, received)
-        index.evict_expired()
+        decided, verdict, record_bytes = decide(received)
         t5 = ns()
-        enriched, _dup = pipeline.finish(received, decision.verdict, (t5 - t4) / 1e6)
+        enriched, _dup = pipeline.finish(received, decided, (t5 - t4) / 1e6)
         t6 = ns()
         out = orjson.dumps(enriched)
         t7 = ns()
-        decision.record.to_bytes()
+        record = record_bytes()
         t8 = ns()
+        sizes[i] = (len(value), len(payload), len(out), len(record))
         st = analysed["timings_ms"]
         stage_sum = 0.0
         for stage in ("normalise", "language", "hashing", "entities"):
@@ -91,9 +105,10 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126) -> dict[str, n
         cols["serialise_enriched"][i] = (t7 - t6) / 1000
         cols["changelog_record"][i] = (t8 - t7) / 1000
         cols["total"][i] = (t8 - t0) / 1000
-        verdicts.append(decision.verdict.status)
+        verdicts.append(verdict.status)
         del out
     cols["_verdicts"] = np.array(verdicts)
+    cols["_sizes"] = sizes
     return cols
 
 
@@ -157,8 +172,9 @@ def parallel(raw: list[tuple[bytes, bytes]], processes: int) -> dict:
             "per_process_articles_per_s": [round(r["articles"] / r["seconds"], 1) for r in reports]}
 
 
-def profile(stage: str, corpus, raw, out_dir: Path, limit: int = 3000) -> dict:
-    """pyinstrument profiles of one stage and of the whole path, saved as .txt and .html."""
+def profile(stages: list[str], corpus, raw, out_dir: Path, limit: int = 3000) -> dict:
+    """pyinstrument profiles of some stages and of the whole path, saved as .txt and .html."""
+    stage = stages[0]
     from pyinstrument import Profiler
 
     pipeline = _imports()
@@ -175,26 +191,42 @@ def profile(stage: str, corpus, raw, out_dir: Path, limit: int = 3000) -> dict:
     hashes = [hash_text(t.body, lang, 126) for t, lang in zip(texts, langs)]
     dedup_in = [(a.id, h.content_hash, signature_from_hex(h.to_dict()["minhash"]["signature_hex"]),
                  h.shingle_count, float(i)) for i, (a, h) in enumerate(zip(sample, hashes))]
+    if hasattr(pipeline, "ArticleIndex"):  # the funnel: dedup + stories
+        from worker.stages.validate import parse_article
+
+        funnel = pipeline.ArticleIndex()
+        analysed = [pipeline.analyse(parse_article(k, v, 1 << 20), 126) for k, v in raw[:limit]] \
+            if "dedup" in stages else []
+
+        def dedup_call():
+            return [funnel.decide(a) for a in analysed]
+    else:
+        def dedup_call():
+            return [index.decide(*args) for args in dedup_in]
     calls = {
         "normalise": lambda: [normalise(a.title, a.body) for a in sample],
         "language": lambda: [detect_language(f"{t.title}\n{t.body}") for t in texts],
         "hashing": lambda: [hash_text(t.body, lang, 126) for t, lang in zip(texts, langs)],
         "entities": lambda: [tag_entities(t.body, lang) for t, lang in zip(texts, langs)],
-        "dedup": lambda: [index.decide(*args) for args in dedup_in],
+        "dedup": dedup_call,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
-    for name, fn in ((stage, calls[stage]), ("pipeline", lambda: run_path(raw[:limit]))):
+    wanted = [(s, calls[s]) for s in stages] + [("pipeline", lambda: run_path(raw[:limit]))]
+    for name, fn in wanted:
         profiler = Profiler(interval=0.0005)
         profiler.start()
         fn()
         profiler.stop()
-        base = out_dir / f"profile-{name}"
-        base.with_suffix(".txt").write_text(profiler.output_text(show_all=False))
-        base.with_suffix(".html").write_text(profiler.output_html())
-        files[name] = {"text": util.rel(base.with_suffix(".txt")), "html": util.rel(base.with_suffix(".html"))}
-    return {"stage": stage, "articles": len(sample), "files": files,
-            "top": util.profile_top(out_dir / f"profile-{stage}.txt")}
+        text = out_dir / f"profile-{name}.txt"
+        text.write_text(profiler.output_text(show_all=False))
+        # the interactive HTML is large (MBs): kept out of the repository, under .cache/
+        html = util.ROOT / ".cache" / "bench" / "profiles" / f"profile-{name}.html"
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(profiler.output_html())
+        files[name] = {"text": util.rel(text), "html": util.rel(html)}
+    return {"stage": stage, "stages": stages, "articles": len(sample), "files": files,
+            "top": {s: util.profile_top(out_dir / f"profile-{s}.txt") for s in stages}}
 
 
 def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print) -> dict:
@@ -209,7 +241,10 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print)
     kinds = np.array([a.kind for a in corpus])
     langs = np.array([a.lang for a in corpus])
     four_kb = (sizes >= 3584) & (sizes <= 4608) & (kinds == "original")
+    pipeline = _imports()
     result = {
+        "funnel_decide": ("dedup + story clustering (ArticleIndex.decide + evict_expired)"
+                          if hasattr(pipeline, "ArticleIndex") else "dedup (DedupIndex.decide + evict_expired)"),
         "all": _summary(cols),
         "wall_seconds": round(wall, 2),
         "warm_up_s": warm,
@@ -224,6 +259,8 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print)
             "zh/ja/th": _summary(cols, np.isin(langs, ["zh-cn", "zh-tw", "ja", "th"])),
         },
         "verdicts": {str(k): int(v) for k, v in zip(*np.unique(cols["_verdicts"], return_counts=True))},
+        "message_bytes_mean": dict(zip(("raw", "analysed (dedup-requests)", "enriched", "changelog record"),
+                                       (round(float(x)) for x in cols["_sizes"].mean(axis=0)))),
     }
     a = result["all"]
     # One process cannot run the dedup side faster than 1 / dedup_side; two processes can split the
@@ -249,8 +286,11 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print)
         result["parallel"] = parallel(raw, n)
         result["limits"]["measured_n_processes"] = result["parallel"]
         log(f"  {n} processes: {result['parallel']['articles_per_s']} articles/s")
-    log(f"  profiling {hottest} …")
-    result["profile"] = profile(hottest, corpus, raw, out_dir)
+    analyse_stages = {k: v for k, v in stage_means.items() if k != "dedup"}
+    hottest_analyse = max(analyse_stages, key=analyse_stages.get)
+    to_profile = [hottest] + ([hottest_analyse] if hottest_analyse != hottest else [])
+    log(f"  profiling {', '.join(to_profile)} …")
+    result["profile"] = profile(to_profile, corpus, raw, out_dir)
     return result
 
 

@@ -39,6 +39,11 @@ def table(r: dict) -> str:
                   f"(median {c['body_bytes']['p50']:,}), {c['languages']} languages "
                   f"({c['language_shares'].get('en', 0):.0%} English), {c['duplicate_share']:.1%} duplicates "
                   f"({', '.join(f'{k} {v}' for k, v in c['kinds'].items() if k != 'original')}); seed {c['seed']}.", ""]
+    env = (r.get("e2e") or {}).get("worker_env")
+    if r.get("e2e"):
+        lines += [f"Worker settings: {'defaults' if not env else ', '.join(f'{k}={v}' for k, v in env.items())}; "
+                  f"end-to-end throughput over {next((e['throughput']['articles'] for k, e in r['e2e'].items() if k.endswith('_workers')), '?'):,} "
+                  f"articles seeded at full speed after a 40-article warm-up.", ""]
     lines += ["| measure | result | target |", "|---|---|---|"]
     comp = r.get("compute")
     if comp:
@@ -52,14 +57,17 @@ def table(r: dict) -> str:
         if meas:
             lines.append(f"| compute, {meas['processes']} processes at once (measured) | {_f(meas['articles_per_s'])} articles/s "
                          f"(bound {meas['processes']} × 1 core = {_f(lim['bound_n_cores'].get(str(meas['processes'])))}) | |")
-        stages = ", ".join(f"{k} {us[k]:.0f}" for k in ("validate", "normalise", "language", "hashing", "entities", "dedup"))
+        funnel = "funnel decide (dedup + stories)" if "stor" in comp.get("funnel_decide", "") else "dedup"
+        stages = ", ".join(f"{k} {us[k]:.0f}" for k in ("validate", "normalise", "language", "hashing", "entities"))
+        stages += f", {funnel} {us['dedup']:.0f}"
         ser = us["serialise_analysed"] + us["deserialise_analysed"] + us["serialise_enriched"] + us["changelog_record"]
         lines.append(f"| µs/article per stage | {stages}; JSON in/out {ser:.0f}; finish {us['finish']:.0f} | |")
-        lines.append(f"| dedup funnel ceiling (dedup agent's work only) | {_f(lim['dedup_funnel_ceiling_articles_per_s'])} "
+        lines.append(f"| dedup funnel ceiling (the dedup agent's in-process work, 1 partition) | {_f(lim['dedup_funnel_ceiling_articles_per_s'])} "
                      f"articles/s | |")
         prof = comp.get("profile", {})
         if prof:
-            lines.append(f"| hottest stage (profile) | {prof['stage']}: `{prof['files'][prof['stage']]['text']}` | |")
+            shown = ", ".join(f"{st}: `{prof['files'][st]['text']}`" for st in prof.get("stages", [prof["stage"]]))
+            lines.append(f"| profiles (pyinstrument) of the hottest stages | {shown} | |")
     tr = r.get("transport")
     if tr:
         lines.append(f"| transport limit, bare aiokafka consume → produce | {_f(tr['consume_produce_msgs_per_s'])} msg/s "

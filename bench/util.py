@@ -106,10 +106,12 @@ def machine() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.splitlines()
+        changed = sorted(line[3:] for line in status if line[3:].startswith(("worker/", "topics/")))
+        dirty = bool(changed)
     except (OSError, subprocess.SubprocessError):
-        commit, dirty = "", None
+        commit, dirty, changed = "", None, []
     try:
         java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=20).stderr.splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
@@ -127,4 +129,5 @@ def machine() -> dict:
                                               "pyahocorasick", "langdetect", "xxhash", "pyinstrument")},
         "git_commit": commit,
         "git_dirty": dirty,
+        "uncommitted_worker_files_measured": changed,
     }

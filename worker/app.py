@@ -51,8 +51,7 @@ from worker.admin import missing_topics
 from worker.config import get_settings
 from worker.deadletter import dead_letter, dead_letter_key
 from worker.faust_support import IngestApp, IngestWorker, faust_broker_options
-from worker.pipeline import StageError, analyse, decide, finish, utc_now_iso
-from worker.stages.dedup import DedupIndex, IndexRecord
+from worker.pipeline import ArticleIndex, StageError, analyse, finish, utc_now_iso
 from worker.stages.validate import InvalidArticle, parse_article
 
 log = logging.getLogger("worker")
@@ -95,12 +94,17 @@ enriched_topic = app.topic(settings.topic(topics.ENRICHED.base_name), key_type=b
 duplicates_topic = app.topic(settings.topic(topics.DUPLICATES.base_name), key_type=bytes, value_type=bytes)
 dlq_topic = app.topic(settings.topic(topics.DLQ.base_name), key_type=bytes, value_type=bytes)
 
-# article id -> IndexRecord bytes. One partition, like the topic that feeds it.
+# article id -> ArticleIndex record bytes. One partition, like the topic that feeds it.
 index_table = app.Table("dedup-index", default=None, partitions=1, key_type=bytes, value_type=bytes,
-                        help="Dedup index: one small record per article id (verdict, hash, signature)")
+                        help="Dedup index: one small record per article id (verdict, hash, signature, story)")
 
-dedup_index = DedupIndex(threshold=settings.dedup_threshold, num_perm=settings.minhash_permutations,
-                         window_s=settings.dedup_window_days * 86400)
+
+def new_index() -> ArticleIndex:
+    return ArticleIndex(threshold=settings.dedup_threshold, num_perm=settings.minhash_permutations,
+                        window_s=settings.dedup_window_days * 86400)
+
+
+dedup_index = new_index()
 
 
 @index_table.on_recover
@@ -108,12 +112,8 @@ async def rebuild_dedup_index() -> None:
     """Derive the in-memory LSH index from the table (after a restart, rebalance or recovery)."""
     global dedup_index
     started = time.perf_counter()
-    records = sorted((IndexRecord.from_bytes(v) for v in index_table.values() if v),
-                     key=lambda r: (r.event_time, r.article_id))
-    fresh = DedupIndex(threshold=settings.dedup_threshold, num_perm=settings.minhash_permutations,
-                       window_s=settings.dedup_window_days * 86400)
-    for record in records:
-        fresh.load(record)
+    fresh = new_index()
+    fresh.rebuild(v for v in index_table.values() if v)
     dedup_index = fresh
     metrics.INDEX_ARTICLES.set(len(fresh))
     log.info("dedup index rebuilt from changelog: %d articles in %.2fs", len(fresh),
@@ -304,7 +304,8 @@ async def deduplicate_event(message) -> None:
         must_be_durable(future)
     if record is not None:
         # After the outputs in the producer's queue; the changelog write for this event.
-        index_table[record.article_id.encode()] = record.to_bytes()
+        article_id, value = record
+        index_table[article_id.encode()] = value
     for article_id in dedup_index.evict_expired():
         metrics.EVICTIONS.inc()
         index_table.pop(article_id.encode(), None)  # tombstone in the changelog
@@ -314,18 +315,18 @@ async def deduplicate_event(message) -> None:
 async def deduplicate_one(message):
     analysed = orjson.loads(message.value)
     started = time.perf_counter()
-    decision = decide(dedup_index, analysed)
+    decided = dedup_index.decide(analysed)
     dedup_ms = (time.perf_counter() - started) * 1000
     metrics.STAGE_SECONDS.labels("dedup").observe(dedup_ms / 1000)
-    enriched, duplicate_event = finish(analysed, decision.verdict, dedup_ms)
+    enriched, duplicate_event = finish(analysed, decided, dedup_ms)
     futures = [await send(enriched_topic, message.key, enriched)]
-    if decision.redelivery:
-        metrics.REPLAYS.inc()
-        return futures, None  # same enrichment again; the duplicate event went out the first time
-    metrics.VERDICTS.labels(decision.verdict.status).inc()
-    if duplicate_event is not None:
-        futures.append(await send(duplicates_topic, message.key, duplicate_event))
-    return futures, decision.record
+    if decided.redelivery:
+        metrics.REPLAYS.inc()  # same enrichment again; the duplicate event went out the first time
+    else:
+        metrics.VERDICTS.labels(decided.verdict.status).inc()
+        if duplicate_event is not None:
+            futures.append(await send(duplicates_topic, message.key, duplicate_event))
+    return futures, ((analysed["id"], decided.record) if decided.record else None)
 
 
 @app.task

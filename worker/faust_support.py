@@ -94,38 +94,82 @@ class EventBoundTransactionManager(TransactionManager):
 
 
 class IngestConsumer(faust_aiokafka.Consumer):
-    """faust's consumer with two corrections for commits that must not run ahead or lag behind.
+    """faust's consumer with its commits held to event boundaries and one off-by-one fixed.
 
-    Offsets to commit: faust 0.15.3 supports agents that ack out of order, by tracking "gaps"
-    (offsets it never received: transaction markers, compacted records) and committing the
-    first run of consecutive acked-or-gap offsets. Its gap bookkeeping is off by one: the gap
-    it records when offsets jump (`_add_gap(tp, last + 1, offset)`) includes the offset of the
-    message being delivered, which is acked again later, so the acked list holds it twice and
-    every commit stops there. On a transactional input (articles.dedup-requests under
-    exactly_once has a commit marker after every transaction) the committed offset then trails
-    the processed events by about one commit interval, while their outputs are committed: after
-    a crash those events are processed again — ~120 duplicates per SIGKILL visible to
-    read_committed readers, measured (cf. faust-streaming#517, #312, #606). And after a
-    restart, when the first readable record is not at the committed offset (aborted records
-    or markers in between), faust returns "nothing to commit" for that partition for good
-    ("Has not committed TP ... at all since worker start", #517/#175).
+    faust tracks "gaps" (offsets it never receives: transaction markers, compacted records) so
+    it can commit past them. When offsets jump it records the gap as `_add_gap(tp, last + 1,
+    offset)`, end inclusive — the offset of the message being delivered is in it. That message
+    is acked later as well, so the acked list holds it twice and the next commit stops there.
+    On a transactional input (articles.dedup-requests under exactly_once: a commit marker after
+    every transaction) the committed offset then trails the processed events by about a commit
+    interval while their outputs are committed: after a crash those events are processed again
+    and read_committed readers see ~120 duplicates per SIGKILL (measured; cf.
+    faust-streaming#517, #312, #606). `_add_gap` here records only the offsets skipped.
 
-    Both agents here consume with concurrency=1 and ack each partition's events in order
-    (`IngestApp.event_boundary`), so the committable offset is simply one past the highest
-    acked offset: every record below it was either processed or never delivered (not a record).
+    (Committing simply one past the highest acked offset is *not* an option: around a
+    rebalance faust drops fetched records of the old generation and relies on the holes to
+    stop the commit until it has sought back — doing so lost articles in the rebalance test.)
     """
 
-    def _new_offset(self, tp):
-        acked = self._acked[tp]
-        if not acked:
-            return None
-        offset = max(acked) + 1
-        acked.clear()
-        self._acked_index[tp].clear()
-        return offset
-
     async def _add_gap(self, tp, offset_from: int, offset_to: int) -> None:
-        return None  # gaps do not matter when acks are in order (see _new_offset)
+        await super()._add_gap(tp, offset_from, offset_to - 1)
+
+    _batch = None
+    _first_seen: dict | None = None  # TP -> first offset delivered since the last seek/rebalance
+    _first_seen_generation = None
+
+    async def _skipped_before_first(self, tp, offset: int) -> None:
+        """The first record after a seek or a rebalance: whatever lies between the committed
+        offset and it was skipped by the client (aborted transactions, commit markers).
+
+        faust only records gaps between two records it delivered, and commits nothing while the
+        first acked offset is more than one past the committed one. After a SIGKILL under
+        exactly_once the committed offset of articles.dedup-requests is typically followed by the
+        dead worker's aborted records, so faust never committed that partition again ("Has not
+        committed TP ... at all since worker start", faust-streaming#517): its outputs stayed in
+        an open transaction, invisible to read_committed readers, until the next restart.
+        """
+        self._first_seen[tp] = offset
+        committed = self._committed_offset.get(tp)
+        if committed is not None and offset > committed:
+            await super()._add_gap(tp, committed, offset - 1)
+
+    async def _wait_next_records(self, timeout):
+        records, active_partitions = await super()._wait_next_records(timeout)
+        self._batch = records
+        return records, active_partitions
+
+    async def getmany(self, timeout: float):
+        """faust's getmany, and then a seek back to the first record it fetched but dropped.
+
+        faust drops the rest of a fetched batch when the flow stops half-way (recovery, the
+        start of a rebalance) and the records of partitions it considers inactive, while the
+        fetch position has already moved past them. Unless a rebalance follows (which seeks
+        everything back to the committed offsets), the next batch starts after them, and
+        `_drain_messages` takes the jump for a gap — records it will never see, committable.
+        Seen with a SIGKILLed worker's successor: raw/1/227 processed, 228 dropped as the
+        recovery finished, 229 next, 228's offset committed: the article lost.
+        """
+        generation = self.app.consumer_generation_id
+        if self._first_seen is None or self._first_seen_generation != generation:
+            self._first_seen, self._first_seen_generation = {}, generation
+        delivered: dict = {}
+        async for tp, message in super().getmany(timeout):
+            delivered[tp] = message.offset
+            if tp not in self._first_seen:
+                await self._skipped_before_first(tp, message.offset)
+            yield tp, message
+        batch, self._batch = self._batch, None
+        if not batch or self.should_stop or self.app.consumer_generation_id != generation:
+            return  # stopping, or a rebalance: faust seeks every partition to its committed offset
+        assignment = self.assignment()
+        for tp, records in batch.items():
+            last = delivered.get(tp)
+            dropped = [r.offset for r in records or () if last is None or r.offset > last]
+            if dropped and tp in assignment:
+                self.log.info("re-reading %s from %d: %d fetched records were not delivered",
+                              tp, dropped[0], len(dropped))
+                await self.seek(tp, dropped[0])
 
     async def force_commit(self, topics=None, start_new_transaction: bool = True) -> bool:
         # Between events only: see the module docstring.
@@ -137,10 +181,13 @@ class IngestConsumer(faust_aiokafka.Consumer):
 
     async def perform_seek(self) -> None:
         self.app.forget_positions()  # a seek back to committed offsets legitimately repeats records
+        self._first_seen = None
         await super().perform_seek()
 
     async def _seek(self, partition, offset) -> None:
         self.app.forget_positions({partition})
+        if self._first_seen is not None:
+            self._first_seen.pop(partition, None)
         await super()._seek(partition, offset)
 
 
@@ -196,13 +243,9 @@ class IngestApp(faust.App):
             return False
         if self._positions is None:
             self._positions = {}
-        last = self._positions.get(message.tp)
-        if last is not None and message.offset <= last:
-            log.info("DEBUG-TEMP repeat %s/%s last %s gen %s map %s", message.tp, message.offset, last, message.generation_id, self._positions)
-        return last is not None and message.offset <= last
+        return self._positions.get(message.tp) == (message.offset, message.generation_id)
 
     def forget_positions(self, tps=None) -> None:
-        log.info("DEBUG-TEMP forget %s %s", tps, self._positions)
         if self._positions is None:
             return
         if tps is None:
@@ -226,13 +269,14 @@ class IngestApp(faust.App):
         closed — the event and its outputs lost).
         """
         async with self.event_boundary_lock:
+            if os.environ.get("INGEST_TRACE"):
+                m = event.message
+                log.info("TRACE proc %s/%s/%s gen %s", m.topic[-4:], m.partition, m.offset, m.generation_id)
             yield
             await stream.ack(event)
             if self._positions is None:
                 self._positions = {}
-            if event.message.tp not in self._positions:
-                log.info("DEBUG-TEMP first %s/%s gen %s", event.message.tp, event.message.offset, event.message.generation_id)
-            self._positions[event.message.tp] = event.message.offset
+            self._positions[event.message.tp] = (event.message.offset, event.message.generation_id)
 
     async def on_first_start(self) -> None:
         # faust creates only the last level of its data folder; DATA_DIR may be nested.

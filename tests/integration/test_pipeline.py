@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
-ENRICHMENT_FIELDS = ("language", "hashes", "dedup", "entities", "content")
+ENRICHMENT_FIELDS = ("language", "hashes", "dedup", "story", "entities", "content")
 
 FRENCH = ("Le gouvernement français a annoncé mardi une nouvelle série de mesures pour soutenir les "
           "agriculteurs touchés par la sécheresse. Le ministre de l'Agriculture a précisé que les aides "
@@ -84,6 +84,9 @@ def test_seeds_replays_duplicates_languages_and_dead_letters(kafka, names, tmp_p
                        "Brazil", "South Africa", "BRICS"):
             assert wanted in canonicals, f"{wanted} missing from {sorted(canonicals)}"
         assert "country:KP" in ids
+        # Story clusters: 000, 001, 002 and 004 report one event (Murmansk, March 2025); 003 another.
+        story = {m["metadata"]["file"][:3]: m["story"]["story_id"] for m in enriched}
+        assert story["000"] == story["001"] == story["002"] == story["004"] != story["003"]
         for m in enriched:  # one entity per canonical id: North Korea appears once, with its count
             entity_ids = [e["id"] for e in m["entities"]]
             assert len(entity_ids) == len(set(entity_ids))
