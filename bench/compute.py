@@ -286,9 +286,9 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print)
         result["parallel"] = parallel(raw, n)
         result["limits"]["measured_n_processes"] = result["parallel"]
         log(f"  {n} processes: {result['parallel']['articles_per_s']} articles/s")
-    analyse_stages = {k: v for k, v in stage_means.items() if k != "dedup"}
-    hottest_analyse = max(analyse_stages, key=analyse_stages.get)
-    to_profile = [hottest] + ([hottest_analyse] if hottest_analyse != hottest else [])
+    # the hottest stage overall, and the two hottest of the analyse side (which scales out)
+    analyse_stages = sorted((k for k in stage_means if k != "dedup"), key=stage_means.get, reverse=True)
+    to_profile = list(dict.fromkeys([hottest, *analyse_stages[:2]]))
     log(f"  profiling {', '.join(to_profile)} …")
     result["profile"] = profile(to_profile, corpus, raw, out_dir)
     return result

@@ -72,7 +72,7 @@ def table(r: dict) -> str:
     if tr:
         lines.append(f"| transport limit, bare aiokafka consume → produce | {_f(tr['consume_produce_msgs_per_s'])} msg/s "
                      f"({tr['consume_produce_mb_per_s']} MB/s; produce only {_f(tr['produce_only_msgs_per_s'])} msg/s) | |")
-    for key in sorted(k for k in s if k.startswith("e2e_")):
+    for key in sorted(k for k in s if k.startswith("e2e_") and k[4].isdigit()):
         row = s[key]
         n = key.split("_")[1]
         ratio_c = row.get("ratio_to_compute_bound")
@@ -86,6 +86,13 @@ def table(r: dict) -> str:
         target = f"p99 ≤ 100 ms: {_ok(t.get('p99_<=100ms_at_half_rate'))}" if n == "2" else ""
         lines.append(f"| latency, {n} worker(s), {_f(row['latency_offered_per_s'])} articles/s offered | p50 {_f(lat['p50'], '{:.0f}')} / "
                      f"p95 {_f(lat['p95'], '{:.0f}')} / p99 {_f(lat['p99'], '{:.0f}')} ms (max {_f(lat['max'], '{:.0f}')}) | {target} |")
+    ab = s.get("e2e_ab_tuned")
+    if ab:
+        env = ", ".join(f"{k}={v}" for k, v in ab["env"].items())
+        lat = ab["latency_ms"]
+        lines.append(f"| A/B: end to end, {ab['workers']} workers, {env} | {_f(ab['sustained_articles_per_s'])} articles/s "
+                     f"= {_f(ab.get('ratio_to_compute_bound'), '{:.0%}')} of compute bound; latency at "
+                     f"{_f(ab['latency_offered_per_s'])}/s: p50 {_f(lat['p50'], '{:.0f}')} / p99 {_f(lat['p99'], '{:.0f}')} ms | |")
     d = r.get("dedup")
     if d:
         for row in d["sizes"]:

@@ -118,21 +118,27 @@ class IngestConsumer(faust_aiokafka.Consumer):
     _first_seen: dict | None = None  # TP -> first offset delivered since the last seek/rebalance
     _first_seen_generation = None
 
-    async def _skipped_before_first(self, tp, offset: int) -> None:
-        """The first record after a seek or a rebalance: whatever lies between the committed
-        offset and it was skipped by the client (aborted transactions, commit markers).
+    def _new_offset(self, tp):
+        """faust's, after counting what the client skipped before the first record since the
+        last seek or rebalance (aborted transactions, commit markers) as a gap.
 
-        faust only records gaps between two records it delivered, and commits nothing while the
+        faust records gaps only between two records it delivered, and commits nothing while the
         first acked offset is more than one past the committed one. After a SIGKILL under
-        exactly_once the committed offset of articles.dedup-requests is typically followed by the
+        exactly_once, the committed offset of articles.dedup-requests is typically followed by the
         dead worker's aborted records, so faust never committed that partition again ("Has not
-        committed TP ... at all since worker start", faust-streaming#517): its outputs stayed in
-        an open transaction, invisible to read_committed readers, until the next restart.
+        committed TP ... at all since worker start", faust-streaming#517) and its outputs stayed
+        in an open transaction, invisible to read_committed readers. (The first record can be
+        delivered before faust has learnt the committed offset, hence here and not on delivery.)
         """
+        first = (self._first_seen or {}).get(tp)
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        if first is not None and committed is not None and acked and min(acked) == first > committed + 1:
+            self._gap[tp].addi(committed + 1, first)  # committed itself: faust tolerates one
+        return super()._new_offset(tp)
+
+    def _note_first(self, tp, offset: int) -> None:
         self._first_seen[tp] = offset
-        committed = self._committed_offset.get(tp)
-        if committed is not None and offset > committed:
-            await super()._add_gap(tp, committed, offset - 1)
 
     async def _wait_next_records(self, timeout):
         records, active_partitions = await super()._wait_next_records(timeout)
@@ -157,7 +163,7 @@ class IngestConsumer(faust_aiokafka.Consumer):
         async for tp, message in super().getmany(timeout):
             delivered[tp] = message.offset
             if tp not in self._first_seen:
-                await self._skipped_before_first(tp, message.offset)
+                self._note_first(tp, message.offset)
             yield tp, message
         batch, self._batch = self._batch, None
         if not batch or self.should_stop or self.app.consumer_generation_id != generation:
