@@ -286,9 +286,8 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print)
         result["parallel"] = parallel(raw, n)
         result["limits"]["measured_n_processes"] = result["parallel"]
         log(f"  {n} processes: {result['parallel']['articles_per_s']} articles/s")
-    # the hottest stage overall, and the two hottest of the analyse side (which scales out)
-    analyse_stages = sorted((k for k in stage_means if k != "dedup"), key=stage_means.get, reverse=True)
-    to_profile = list(dict.fromkeys([hottest, *analyse_stages[:2]]))
+    # every stage, hottest first (a few seconds each)
+    to_profile = sorted(stage_means, key=stage_means.get, reverse=True)
     log(f"  profiling {', '.join(to_profile)} …")
     result["profile"] = profile(to_profile, corpus, raw, out_dir)
     return result

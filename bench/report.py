@@ -55,8 +55,9 @@ def table(r: dict) -> str:
                      f"| ≥ 1,000: {_ok(t.get('stages_>=1000_per_core_4kb'))} |")
         meas = lim.get("measured_n_processes")
         if meas:
-            lines.append(f"| compute, {meas['processes']} processes at once (measured) | {_f(meas['articles_per_s'])} articles/s "
-                         f"(bound {meas['processes']} × 1 core = {_f(lim['bound_n_cores'].get(str(meas['processes'])))}) | |")
+            lines.append(f"| compute, {meas['processes']} processes at once (measured, each with its own funnel) | "
+                         f"{_f(meas['articles_per_s'])} articles/s ({meas['processes']} × 1 core = "
+                         f"{_f(meas['processes'] * lim['articles_per_s_per_core'])}) | |")
         funnel = "funnel decide (dedup + stories)" if "stor" in comp.get("funnel_decide", "") else "dedup"
         stages = ", ".join(f"{k} {us[k]:.0f}" for k in ("validate", "normalise", "language", "hashing", "entities"))
         stages += f", {funnel} {us['dedup']:.0f}"
@@ -67,7 +68,7 @@ def table(r: dict) -> str:
         prof = comp.get("profile", {})
         if prof:
             shown = ", ".join(f"{st}: `{prof['files'][st]['text']}`" for st in prof.get("stages", [prof["stage"]]))
-            lines.append(f"| profiles (pyinstrument) of the hottest stages | {shown} | |")
+            lines.append(f"| profiles (pyinstrument), hottest first | {shown} | |")
     tr = r.get("transport")
     if tr:
         lines.append(f"| transport limit, bare aiokafka consume → produce | {_f(tr['consume_produce_msgs_per_s'])} msg/s "
