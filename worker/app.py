@@ -221,6 +221,18 @@ async def reset_progress(app, assigned, **kwargs) -> None:  # noqa: ARG001 - fau
     app.forget_positions()  # the consumer starts again from the committed offsets
     for tp in assigned:
         progress.mark(tp)  # a partition is not "stalled" for the time before it was ours
+    if app.in_transaction:
+        raw = raw_topic.get_topic_name()
+        held = {tp.partition for tp in assigned if tp.topic == raw}
+        total = app.consumer.topic_partitions(raw) or settings.input_partitions
+        if len(held) != total:
+            # See worker/faust_support.py: faust 0.15.3 loses and duplicates data when
+            # exactly_once partitions move between workers. Stop rather than do that.
+            log.critical("exactly_once supports one worker only, and this one holds %d of the %d "
+                         "partitions of %s: another worker of %s is running. Stop it, or use "
+                         "PROCESSING_GUARANTEE=at_least_once to scale out.", len(held), total, raw,
+                         settings.app_id)
+            await app.crash(RuntimeError("exactly_once with more than one worker"))
 
 
 @app.on_partitions_revoked.connect
