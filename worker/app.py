@@ -50,6 +50,7 @@ from worker import metrics
 from worker.admin import missing_topics
 from worker.config import get_settings
 from worker.deadletter import dead_letter, dead_letter_key
+from worker.logs import logging_config
 from worker.faust_support import IngestApp, IngestWorker, faust_broker_options
 from worker.pipeline import ArticleIndex, StageError, analyse, finish, utc_now_iso
 from worker.stages.validate import InvalidArticle, parse_article
@@ -81,6 +82,7 @@ app = IngestApp(
     # article or dead letter is not refused by the client before it reaches the broker.
     producer_max_request_size=9 * 1024 * 1024,
     Worker=IngestWorker,
+    logging_config=logging_config(settings),  # LOG_FORMAT=json: one JSON object per line
     web_enabled=settings.web_enabled,
     web_port=settings.web_port,
     web_bind="0.0.0.0",
