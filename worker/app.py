@@ -207,6 +207,9 @@ class Progress:
             except Exception:  # noqa: BLE001 - no fetch yet / consumer restarting
                 continue
             committed = consumer._committed_offset.get(tp) or 0
+            if highwater is not None:
+                lag = max(0, highwater - committed - slack)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
             idle = now - self.last.setdefault(tp, now)
             if highwater is not None and highwater - committed > slack and idle > timeout:
                 found.append({"topic": tp.topic, "partition": tp.partition, "lag": highwater - committed,
@@ -354,6 +357,7 @@ async def check_topics() -> None:
 
 @app.page("/metrics")
 async def metrics_page(web, request):
+    progress.stalled(STALL_TIMEOUT_S)  # refreshes ingest_consumer_lag for every input partition
     return web.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 

@@ -158,6 +158,7 @@ def test_seeds_replays_duplicates_languages_and_dead_letters(kafka, names, tmp_p
         assert f'ingest_messages_in_total{{topic="{names.topic("articles.raw")}"}} 23.0' in text
         assert 'ingest_replays_total 5.0' in text
         assert 'ingest_dedup_verdicts_total{status="exact_duplicate"} 5.0' in text
+        assert f'ingest_consumer_lag{{partition="0",topic="{names.topic("articles.dedup-requests")}"}}' in text
     finally:
         worker.stop()
 
