@@ -224,7 +224,7 @@ def summarise(r: dict) -> dict:
         s["compute_articles_per_s_per_core_4kb"] = lim["articles_per_s_per_core_4kb"]
         s["compute_n_processes_measured"] = lim.get("measured_n_processes", {}).get("articles_per_s")
         s["stage_us_per_article"] = {k: c["all"]["us_per_article"][k]
-                                     for k in ("normalise", "language", "hashing", "entities", "dedup")}
+                                     for k in ("normalise", "language", "hashing", "entities", "stories", "dedup")}
         s["hottest_stage"] = c["profile"]["stage"]
     t = r.get("transport")
     if t:

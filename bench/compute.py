@@ -23,8 +23,8 @@ import orjson
 
 from bench import util
 
-STAGES = ("validate", "normalise", "language", "hashing", "entities", "serialise", "dedup", "finish")
-ANALYSE_SIDE = ("validate", "normalise", "language", "hashing", "entities", "analyse_overhead",
+STAGES = ("validate", "normalise", "language", "hashing", "entities", "stories", "serialise", "dedup", "finish")
+ANALYSE_SIDE = ("validate", "normalise", "language", "hashing", "entities", "stories", "analyse_overhead",
                 "serialise_analysed")
 DEDUP_SIDE = ("deserialise_analysed", "dedup", "finish", "serialise_enriched", "changelog_record")
 
@@ -93,7 +93,7 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126) -> dict[str, n
         sizes[i] = (len(value), len(payload), len(out), len(record))
         st = analysed["timings_ms"]
         stage_sum = 0.0
-        for stage in ("normalise", "language", "hashing", "entities"):
+        for stage in ("normalise", "language", "hashing", "entities", "stories"):
             cols[stage][i] = st.get(stage, 0.0) * 1000
             stage_sum += cols[stage][i]
         cols["validate"][i] = (t1 - t0) / 1000
@@ -183,12 +183,15 @@ def profile(stages: list[str], corpus, raw, out_dir: Path, limit: int = 3000) ->
     from worker.stages.hashing import hash_text, signature_from_hex
     from worker.stages.language import detect_language
     from worker.stages.normalise import normalise
+    from worker.stages.stories import story_features
 
     sample = corpus[:limit]
     texts = [normalise(a.title, a.body) for a in sample]
     langs = [detect_language(f"{t.title}\n{t.body}").code for t in texts]
     index = DedupIndex()
     hashes = [hash_text(t.body, lang, 126) for t, lang in zip(texts, langs)]
+    entity_counts = [{e.id: e.count for e in tag_entities(t.body, lang)} if "stories" in stages else {}
+                     for t, lang in zip(texts, langs)]
     dedup_in = [(a.id, h.content_hash, signature_from_hex(h.to_dict()["minhash"]["signature_hex"]),
                  h.shingle_count, float(i)) for i, (a, h) in enumerate(zip(sample, hashes))]
     if hasattr(pipeline, "ArticleIndex"):  # the funnel: dedup + stories
@@ -208,6 +211,8 @@ def profile(stages: list[str], corpus, raw, out_dir: Path, limit: int = 3000) ->
         "language": lambda: [detect_language(f"{t.title}\n{t.body}") for t in texts],
         "hashing": lambda: [hash_text(t.body, lang, 126) for t, lang in zip(texts, langs)],
         "entities": lambda: [tag_entities(t.body, lang) for t, lang in zip(texts, langs)],
+        "stories": lambda: [story_features(counts, f"{t.title}\n\n{t.body}", float(i))
+                            for i, (t, counts) in enumerate(zip(texts, entity_counts))],
         "dedup": dedup_call,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -276,7 +281,7 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print)
                           for n in (1, 2)},
         "cores": cores,
     }
-    stage_means = {k: a["us_per_article"][k] for k in ("normalise", "language", "hashing", "entities", "dedup")}
+    stage_means = {k: a["us_per_article"][k] for k in ("normalise", "language", "hashing", "entities", "stories", "dedup")}
     hottest = max(stage_means, key=stage_means.get)
     log(f"  {a['articles']} articles: {a['total_us']['mean']} µs/article → {per_core}/s per core; "
         f"hottest stage {hottest} ({stage_means[hottest]} µs)")

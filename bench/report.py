@@ -59,7 +59,7 @@ def table(r: dict) -> str:
                          f"{_f(meas['articles_per_s'])} articles/s ({meas['processes']} × 1 core = "
                          f"{_f(meas['processes'] * lim['articles_per_s_per_core'])}) | |")
         funnel = "funnel decide (dedup + stories)" if "stor" in comp.get("funnel_decide", "") else "dedup"
-        stages = ", ".join(f"{k} {us[k]:.0f}" for k in ("validate", "normalise", "language", "hashing", "entities"))
+        stages = ", ".join(f"{k} {us[k]:.0f}" for k in ("validate", "normalise", "language", "hashing", "entities", "stories") if k in us)
         stages += f", {funnel} {us['dedup']:.0f}"
         ser = us["serialise_analysed"] + us["deserialise_analysed"] + us["serialise_enriched"] + us["changelog_record"]
         lines.append(f"| µs/article per stage | {stages}; JSON in/out {ser:.0f}; finish {us['finish']:.0f} | |")

@@ -53,6 +53,7 @@ from worker.deadletter import dead_letter, dead_letter_key
 from worker.logs import logging_config
 from worker.faust_support import IngestApp, IngestWorker, faust_broker_options
 from worker.pipeline import ArticleIndex, StageError, analyse, finish, utc_now_iso
+from worker.stages import entities, language
 from worker.stages.validate import InvalidArticle, parse_article
 
 log = logging.getLogger("worker")
@@ -81,6 +82,8 @@ app = IngestApp(
     # Room for the largest message any output topic accepts (articles.dlq: 8 MiB), so a big
     # article or dead letter is not refused by the client before it reaches the broker.
     producer_max_request_size=9 * 1024 * 1024,
+    consumer_max_fetch_size=settings.consumer_max_fetch_size,
+    producer_max_batch_size=settings.producer_max_batch_size,
     Worker=IngestWorker,
     logging_config=logging_config(settings),  # LOG_FORMAT=json: one JSON object per line
     web_enabled=settings.web_enabled,
@@ -99,6 +102,16 @@ dlq_topic = app.topic(settings.topic(topics.DLQ.base_name), key_type=bytes, valu
 # article id -> ArticleIndex record bytes. One partition, like the topic that feeds it.
 index_table = app.Table("dedup-index", default=None, partitions=1, key_type=bytes, value_type=bytes,
                         help="Dedup index: one small record per article id (verdict, hash, signature, story)")
+
+
+@app.on_worker_init.connect
+def warm_up_stages(app, **kwargs) -> None:  # noqa: ARG001 - faust signal signature
+    """Load the language profiles and the gazetteer (~1.5 s) before the worker joins the group,
+    not on the first article (that blocked the event loop 1-5 s right after it reported ready)."""
+    started = time.perf_counter()
+    language.warm_up()
+    entities.warm_up()
+    log.info("stages warmed up in %.2fs", time.perf_counter() - started)
 
 
 def new_index() -> ArticleIndex:

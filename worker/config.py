@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     input_partitions: int = 4
     output_partitions: int = 4
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # faust's defaults (1 MiB fetch per partition, 16 KiB producer batches) cap the one-partition
+    # funnel at ~120 analysed articles of ~11 KB per second; measured in bench/ (BENCHMARKS.md).
+    consumer_max_fetch_size: int = 16 * 1024 * 1024
+    producer_max_batch_size: int = 1024 * 1024
 
     # Security (worker, seeder and consumer alike)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

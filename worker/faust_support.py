@@ -134,6 +134,24 @@ class IngestConsumer(faust_aiokafka.Consumer):
     async def _add_gap(self, tp, offset_from: int, offset_to: int) -> None:
         await super()._add_gap(tp, offset_from, offset_to - 1)
 
+    def ack(self, message) -> bool:
+        """faust's, except for messages of an earlier generation (fetched before a rebalance).
+
+        A faust stream skips those without processing them and acks them anyway, which makes
+        their offsets committable; if a commit comes before faust has sought the partition back
+        to its committed offset, they are never read again. Not counting them as processed
+        costs at most a reprocessing.
+        """
+        if message.generation_id != self.app.consumer_generation_id:
+            if not message.acked:
+                message.acked = True
+                self._unacked_messages.discard(message)
+                self.log.info("not committing %s/%d/%d: skipped unprocessed, from generation %s (now %s)",
+                              message.topic, message.partition, message.offset, message.generation_id,
+                              self.app.consumer_generation_id)
+            return False
+        return super().ack(message)
+
     _batch = None
     _first_seen_generation = None
 

@@ -1,6 +1,7 @@
 """The stages composed into the two steps the agents run, as pure functions over plain data.
 
-    analyse(article)              normalise → language → hashing → entities   (stateless, any partition)
+    analyse(article)              normalise → language → hashing → entities → story features
+                                                                             (stateless, any partition)
     ArticleIndex.decide(analysed) dedup verdict + story cluster                 (stateful: the funnel)
     finish(analysed, decided)     → the `articles.enriched` message (+ a duplicate event)
 
@@ -24,7 +25,7 @@ from worker.stages.entities import tag_entities
 from worker.stages.hashing import hash_text, signature_from_hex
 from worker.stages.language import detect_language
 from worker.stages.normalise import normalise
-from worker.stages.stories import StoryAssignment, StoryIndex, StoryRecord
+from worker.stages.stories import StoryAssignment, StoryIndex, StoryRecord, story_features
 from worker.stages.validate import Article
 
 
@@ -74,6 +75,11 @@ def analyse(article: Article, num_perm: int, fallback_time: float | None = None)
     language = timed("language", detect_language, f"{text.title}\n{text.body}")
     hashes = timed("hashing", hash_text, text.body, language.code, num_perm)
     entities = timed("entities", tag_entities, text.body, language.code)
+    when = event_time(article, time.time() if fallback_time is None else fallback_time)
+    # Story features need only this article, so they are computed here, in parallel, and not in
+    # the one-partition funnel (whose throughput caps the pipeline's).
+    features = timed("stories", story_features, {e.id: e.count for e in entities},
+                     f"{text.title}\n\n{text.body}", when)
     return {
         "schema_version": SCHEMA_VERSION,
         **article.to_dict(),
@@ -81,7 +87,8 @@ def analyse(article: Article, num_perm: int, fallback_time: float | None = None)
         "language": language.to_dict(),
         "hashes": hashes.to_dict(),
         "entities": [e.to_dict() for e in entities],
-        "event_time": event_time(article, time.time() if fallback_time is None else fallback_time),
+        "event_time": when,
+        "story_features": features,
         "timings_ms": timings,
     }
 
@@ -113,9 +120,7 @@ class ArticleIndex:
         known = self.stories.get(analysed["id"])
         if decision.redelivery and known is not None:
             return Decided(decision.verdict, known.assignment, True, b"")
-        content = analysed["content"]
-        story = self.stories.assign(analysed["id"], {e["id"]: e["count"] for e in analysed["entities"]},
-                                    f"{content['title']}\n\n{content['body']}", analysed["event_time"])
+        story = self.stories.assign_features(analysed["id"], analysed["story_features"], analysed["event_time"])
         record = {"dedup": decision.record.to_dict(), "story": self.stories.get(analysed["id"]).to_dict()}
         return Decided(decision.verdict, story, decision.redelivery, orjson.dumps(record))
 
@@ -136,6 +141,7 @@ def finish(analysed: dict[str, Any], decided: Decided, dedup_ms: float) -> tuple
     """The enriched message, and the duplicate event if the article is a duplicate."""
     verdict = decided.verdict
     enriched = dict(analysed)
+    enriched.pop("story_features", None)  # the funnel's input; `story` below is the answer
     enriched["dedup"] = verdict.to_dict()
     enriched["story"] = decided.story.to_dict()
     enriched["timings_ms"] = {**analysed["timings_ms"], "dedup": round(dedup_ms, 3)}

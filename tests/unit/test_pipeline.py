@@ -51,4 +51,4 @@ def test_enriched_message_carries_every_part():
     assert event is None
     for part in ("language", "hashes", "dedup", "story", "entities", "content", "timings_ms"):
         assert part in enriched
-    assert set(enriched["timings_ms"]) == {"normalise", "language", "hashing", "entities", "dedup"}
+    assert set(enriched["timings_ms"]) == {"normalise", "language", "hashing", "entities", "stories", "dedup"}

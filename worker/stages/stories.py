@@ -362,7 +362,16 @@ class StoryIndex:
         known = self._records.get(article_id)
         if known is not None:
             return known.assignment
-        features = story_features(entity_ids, text, event_time)
+        return self.assign_features(article_id, story_features(entity_ids, text, event_time), event_time)
+
+    def assign_features(self, article_id: str, features: Mapping[str, float],
+                        event_time: float) -> StoryAssignment:
+        """`assign` for features computed beforehand by `story_features` (the worker computes
+        them in the stateless analyse agent, so the one-partition funnel does only index work)."""
+        known = self._records.get(article_id)
+        if known is not None:
+            return known.assignment
+        features = dict(features)
         self._count(features)
         story_id, score, matched = self._best_story(features, event_time)
         if story_id is None or score < self.threshold:
