@@ -255,3 +255,16 @@ def test_seeds_in_file_order_form_the_expected_stories() -> None:
     assert len(murmansk) == 1
     assert out["seed-003"].story_id not in murmansk
     assert all(a.score >= index.threshold for i, a in out.items() if i not in ("seed-000", "seed-003"))
+
+
+_DATE_ALPHABET = st.sampled_from(list("March Mar. Sept. sept 27th 3rd 1 05 12 2024 _x\u00a0\n.,-:日月 März mai"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_DATE_ALPHABET, st.sampled_from(["March 27", "Mar. 3rd", "x2May 5", "_June 1",
+                                                            "May 5 6", "April 30.5", "Juli 4,"])),
+                max_size=30).map("".join))
+def test_month_day_scan_matches_the_reference_pattern(text):
+    """The digits-first scan gives exactly what `_MONTH_DAY.finditer` gives."""
+    expected = [(m.group(1), m.group(2), m.group(3), m.span()) for m in stories._MONTH_DAY.finditer(text)]
+    assert list(stories._month_day_matches(text)) == expected
