@@ -36,10 +36,10 @@ def _imports():
 
 def warm_up() -> dict[str, float]:
     pipeline = _imports()  # noqa: F841
-    from worker.stages import entities, language
+    from worker.stages import entities, hashing, language
 
     out = {}
-    for name, mod in (("language", language), ("entities", entities)):
+    for name, mod in (("language", language), ("hashing", hashing), ("entities", entities)):
         t0 = time.perf_counter()
         mod.warm_up()
         out[name] = round(time.perf_counter() - t0, 3)

@@ -54,7 +54,7 @@ from worker.deadletter import dead_letter, dead_letter_key
 from worker.logs import logging_config
 from worker.faust_support import IngestApp, IngestWorker, faust_broker_options
 from worker.pipeline import ArticleIndex, StageError, analyse, finish, utc_now_iso
-from worker.stages import entities, language
+from worker.stages import entities, hashing, language
 from worker.stages.validate import InvalidArticle, parse_article
 
 log = logging.getLogger("worker")
@@ -107,10 +107,11 @@ index_table = app.Table("dedup-index", default=None, partitions=1, key_type=byte
 
 @app.on_worker_init.connect
 def warm_up_stages(app, **kwargs) -> None:  # noqa: ARG001 - faust signal signature
-    """Load the language profiles and the gazetteer (~1.5 s) before the worker joins the group,
+    """Load the language profiles, hashing tables and the gazetteer (~1.5 s) before the worker joins the group,
     not on the first article (that blocked the event loop 1-5 s right after it reported ready)."""
     started = time.perf_counter()
     language.warm_up()
+    hashing.warm_up()
     entities.warm_up()
     # The gazetteer and profiles are ~300 k long-lived Python objects: every full garbage
     # collection walked them (~80-250 ms with the event loop blocked: the p99 latency spikes

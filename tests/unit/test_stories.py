@@ -268,3 +268,15 @@ def test_month_day_scan_matches_the_reference_pattern(text):
     """The digits-first scan gives exactly what `_MONTH_DAY.finditer` gives."""
     expected = [(m.group(1), m.group(2), m.group(3), m.span()) for m in stories._MONTH_DAY.finditer(text)]
     assert list(stories._month_day_matches(text)) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_DATE_ALPHABET, st.sampled_from(["2024-03-27", "27.03.2024", "3月27日", "27日", "12일",
+                                                            "1er janvier", "27 de marzo", "112月", "4 5 6"])),
+                max_size=30).map("".join))
+def test_digit_scan_matches_finditer_for_every_date_pattern(text):
+    digits = stories._digit_positions(text)
+    for pattern in (stories._DAY_MONTH, stories._CJK_DATE, stories._CJK_DAY, stories._ISO_DATE,
+                    stories._DOT_DATE, stories._DAY_AFTER_SPACE):
+        expected = [m.span() + m.groups() for m in pattern.finditer(text)]
+        assert [m.span() + m.groups() for m in stories._finditer_at(pattern, text, digits)] == expected

@@ -138,6 +138,7 @@ _MONTH_DAY = re.compile(r"\b([^\W\d_]+)(\.?)\s+(\d{1,2})(?:st|nd|rd|th)?\b(?![.,
 _DAY_AFTER_SPACE = re.compile(r"(?=\d)(?<=\s)(\d{1,2})(?:st|nd|rd|th)?\b(?![.,]?\d)")
 _WORD_BEFORE = re.compile(r"([^\W\d_]+)(\.?)\s+\Z")
 _WORD_CHAR = re.compile(r"\w")
+_DIGIT = re.compile(r"\d")
 # Patterns that start with a digit begin with the lookahead (?=\d): it lets `re` skip to the
 # next digit instead of trying the lookbehind at every character (2-4x cheaper on 4 KB text).
 # "27 March", "27. März", "1er janvier", "27 de marzo", "27 марта"
@@ -160,8 +161,10 @@ _MULTIPLIER = {"万": 10_000, "萬": 10_000, "만": 10_000, "億": 100_000_000, 
                "억": 100_000_000, "千": 1_000, "천": 1_000}
 
 
-def extract_dates(text: str, event_time: float | None = None) -> tuple[set[str], list[tuple[int, int]]]:
-    """Month-day features ("date:03-27") and the spans they came from."""
+def extract_dates(text: str, event_time: float | None = None,
+                  digits: list[int] | None = None) -> tuple[set[str], list[tuple[int, int]]]:
+    """Month-day features ("date:03-27") and the spans they came from. `digits`: the positions
+    of the digits in `text`, if known (every date pattern starts at one)."""
     found: set[str] = set()
     spans: list[tuple[int, int]] = []
 
@@ -170,27 +173,29 @@ def extract_dates(text: str, event_time: float | None = None) -> tuple[set[str],
             found.add(f"date:{month:02d}-{day:02d}")
             spans.append(span)
 
-    for word, dot, day, span in _month_day_matches(text):
+    if digits is None:
+        digits = _digit_positions(text)
+    for word, dot, day, span in _month_day_matches(text, digits):
         key = word.lower()
         month = _MONTH_ABBR.get(key, 0) if dot else (_MONTHS.get(key) or _MONTH_ABBR.get(key, 0))
         if month:
             add(month, int(day), span)
-    for m in _DAY_MONTH.finditer(text):
+    for m in _finditer_at(_DAY_MONTH, text, digits):
         month = _MONTHS.get(m.group(2).lower(), 0)
         if month:
             add(month, int(m.group(1)), m.span())
-    for m in _CJK_DATE.finditer(text):
+    for m in _finditer_at(_CJK_DATE, text, digits):
         add(int(m.group(1)), int(m.group(2)), m.span())
-    for m in _ISO_DATE.finditer(text):
+    for m in _finditer_at(_ISO_DATE, text, digits):
         add(int(m.group(1)), int(m.group(2)), m.span())
-    for m in _DOT_DATE.finditer(text):
+    for m in _finditer_at(_DOT_DATE, text, digits):
         add(int(m.group(2)), int(m.group(1)), m.span())
     if event_time is not None:
         # Chinese, Japanese and Korean news give the day alone ("13日"): the most recent such
         # day on or before the event time.
         taken = _covered(spans)
         when = datetime.fromtimestamp(event_time, UTC)
-        for m in _CJK_DAY.finditer(text):
+        for m in _finditer_at(_CJK_DAY, text, digits):
             if m.start() in taken:
                 continue
             day = int(m.group(1))
@@ -206,9 +211,33 @@ def extract_dates(text: str, event_time: float | None = None) -> tuple[set[str],
     return found, spans
 
 
-def _month_day_matches(text: str) -> Iterator[tuple[str, str, str, tuple[int, int]]]:
+def _digit_positions(text: str) -> list[int]:
+    return [m.start() for m in _DIGIT.finditer(text)]
+
+
+def _outside(positions: list[int], spans: list[tuple[int, int]]) -> list[int]:
+    if not spans:
+        return positions
+    covered = _covered(spans)
+    return [p for p in positions if p not in covered]
+
+
+def _finditer_at(pattern: re.Pattern, text: str, positions: list[int]) -> Iterator[re.Match]:
+    """`pattern.finditer(text)` for a pattern that can only match starting at one of `positions`
+    (here: at a digit), trying only those: one scan of the text serves every pattern. A match
+    at `pos` sees the text before it, so lookbehinds work as in finditer."""
+    end = 0
+    for pos in positions:
+        if pos >= end:
+            m = pattern.match(text, pos)
+            if m is not None:
+                yield m
+                end = m.end()
+
+
+def _month_day_matches(text: str, digits: list[int] | None = None) -> Iterator[tuple[str, str, str, tuple[int, int]]]:
     """(word, ".", day, span) for every match `_MONTH_DAY.finditer(text)` would give."""
-    for m in _DAY_AFTER_SPACE.finditer(text):
+    for m in _finditer_at(_DAY_AFTER_SPACE, text, _digit_positions(text) if digits is None else digits):
         start = m.start()
         window = max(0, start - 64)  # a month name is short; a longer word is read whole below
         w = _WORD_BEFORE.search(text, window, start)
@@ -231,10 +260,11 @@ def _covered(spans: Iterable[tuple[int, int]]) -> set[int]:
     return out
 
 
-def extract_numbers(text: str) -> set[str]:
-    """Quantities as "num:<value>" (integers >= 10 and any decimal) and years as "year:<yyyy>"."""
+def extract_numbers(text: str, digits: list[int] | None = None) -> set[str]:
+    """Quantities as "num:<value>" (integers >= 10 and any decimal) and years as "year:<yyyy>".
+    `digits`: the positions of the digits in `text`, if known."""
     found: set[str] = set()
-    for m in _NUMBER.finditer(text):
+    for m in _finditer_at(_NUMBER, text, _digit_positions(text) if digits is None else digits):
         whole, frac, mult, tail = m.groups()
         digits = re.sub(r"\D", "", whole)
         grouped = len(digits) != len(whole)
@@ -257,10 +287,13 @@ def extract_numbers(text: str) -> set[str]:
 
 
 def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    chars = list(text)
-    for a, b in spans:
-        chars[a:b] = " " * (b - a)
-    return "".join(chars)
+    """`text` with the (possibly overlapping) spans replaced by spaces."""
+    pieces, done = [], 0
+    for a, b in sorted(spans):
+        if b > done:
+            pieces += (text[done:max(a, done)], " " * (b - max(a, done)))
+            done = b
+    return "".join(pieces) + text[done:] if pieces else text
 
 
 def story_features(entity_ids: Sequence[str] | Mapping[str, int], text: str,
@@ -276,9 +309,13 @@ def story_features(entity_ids: Sequence[str] | Mapping[str, int], text: str,
     features: dict[str, float] = {}
     for eid, n in counts.items():
         features[eid] = _kind_weight(eid) * (1.0 + 0.5 * math.log(n))
-    dates, spans = extract_dates(text, event_time)
-    rest = _TIME.sub(lambda m: " " * len(m.group(0)), _blank(text, spans))
-    for f in dates | extract_numbers(rest):
+    digits = _digit_positions(text)
+    dates, spans = extract_dates(text, event_time, digits)
+    # Numbers are read from what is left once dates and clock times are blanked out.
+    blanked, digits = _blank(text, spans), _outside(digits, spans)
+    times = [m.span() for m in _finditer_at(_TIME, blanked, digits)]
+    rest, digits = _blank(blanked, times), _outside(digits, times)
+    for f in dates | extract_numbers(rest, digits):
         features[f] = _kind_weight(f)
     top = sorted(features.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_ARTICLE_FEATURES]
     return dict(top)
