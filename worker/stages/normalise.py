@@ -33,6 +33,10 @@ _LINK_LIST_HEADING = re.compile(r"^(?:related (?:stories|articles|posts|news)|mo
                                 re.IGNORECASE)
 _SOURCE_TRAILER = re.compile(r"^original source:\s*(.+)$", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+# The same folding, faster on long text: replace each such space present by " ", then collapse
+# runs (literal searches; a Unicode character class is tried at every character, ~35 us/4 KB).
+_OTHER_SPACES = "\t\u00a0\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200C)))
+_SPACE_RUN = re.compile(" {2,}")
 _MIN_PARAGRAPH_WORDS = 12  # a list of links has short lines; a paragraph rarely does
 
 
@@ -51,7 +55,11 @@ def fold_whitespace(text: str) -> str:
 def normalise(title: str, body: str) -> NormalisedText:
     title = fold_whitespace(unicodedata.normalize("NFKC", title or ""))
     text = unicodedata.normalize("NFKC", body or "").replace("\r\n", "\n").replace("\r", "\n")
-    lines = [fold_whitespace(line) for line in text.split("\n")]
+    # One pass over the whole text (the space class has no newline), then strip per line.
+    for space in _OTHER_SPACES:
+        if space in text:
+            text = text.replace(space, " ")
+    lines = [line.strip() for line in _SPACE_RUN.sub(" ", text).split("\n")]
 
     kept: list[str] = []
     removed = 0
