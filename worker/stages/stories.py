@@ -538,8 +538,10 @@ class StoryIndex:
                 if wf is not None:
                     dot += wf * x
             cos = dot / (a_norm * (math.sqrt(norm) or 1.0))
-            if sum(w for f, w in features.items() if f in centroid) < MIN_SHARED_WEIGHT:
-                cos = min(cos, self.threshold - 1e-6)
+            # (summed only when it can change cos: it is ~40 % of this method's cost otherwise)
+            if cos > self.threshold - 1e-6 and \
+                    sum(w for f, w in features.items() if f in centroid) < MIN_SHARED_WEIGHT:
+                cos = self.threshold - 1e-6
             scored.append((cos, sid))
             if len(scored) >= MAX_CANDIDATES:
                 break
@@ -563,7 +565,8 @@ class StoryIndex:
                 m = dot / (a_norm * (math.sqrt(norm) or 1.0))
                 if m > best_m:
                     best_m, matched = m, aid
-            if best_m > score and sum(w for f, w in features.items() if f in story.centroid) >= MIN_SHARED_WEIGHT:
+            if best_m > score and best_m > best[1] and \
+                    sum(w for f, w in features.items() if f in story.centroid) >= MIN_SHARED_WEIGHT:
                 score = best_m
             if score > best[1]:
                 best = (sid, score, matched)
