@@ -6,6 +6,7 @@
     ingest worker                          the faust worker (= faust -A worker.app worker)
     ingest consume                         read articles.enriched (or any output topic)
     ingest enrich PATH...                  the same stages in-process, without Kafka
+    ingest bench [--quick]                 the benchmarks of bench/ (= make bench)
 
 Every Kafka setting comes from the environment (see worker/config.py and the README).
 """
@@ -13,6 +14,7 @@ Every Kafka setting comes from the environment (see worker/config.py and the REA
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -150,6 +152,24 @@ def worker(ctx: click.Context, loglevel: str | None) -> None:
 
     sys.argv = ["ingest", "worker", "-l", loglevel or get_settings().log_level, *ctx.args]
     app.main()
+
+
+# -- bench ------------------------------------------------------------------------------------
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Run the benchmarks (= `make bench` = `python -m bench`; `ingest bench --help` for options).
+    Needs a source checkout: bench/ lives next to worker/."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "bench" / "__main__.py").exists():
+        raise click.ClickException(f"bench/ not found next to {root / 'worker'}: run it from a source checkout")
+    os.chdir(root)
+    sys.path.insert(0, str(root))
+    from bench.__main__ import main as bench_main
+
+    raise SystemExit(bench_main(list(ctx.args)))
 
 
 # -- consumer ---------------------------------------------------------------------------------
