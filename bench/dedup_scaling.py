@@ -87,6 +87,8 @@ def _container_bytes(obj, depth: int = 0) -> int:
     """numpy arrays by their data, containers by their own size plus (one level) their items."""
     if isinstance(obj, np.ndarray):
         return int(obj.nbytes) + 112
+    if hasattr(obj, "memory_bytes"):  # an object that knows its own size (e.g. the LSH buckets)
+        return int(obj.memory_bytes()) + sys.getsizeof(obj)
     if isinstance(obj, dict):
         size = sys.getsizeof(obj)
         if depth == 0 and obj:
