@@ -381,6 +381,18 @@ class _Story:
     posted: set[str] = field(default_factory=set)  # features this story is listed under
 
 
+class _Memo(dict):
+    """A dict that fills itself from `compute` on a miss (a hit is one C-level lookup)."""
+
+    def __init__(self, compute) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key: str) -> float:
+        value = self[key] = self._compute(key)
+        return value
+
+
 def _unit(vector: Mapping[str, float]) -> dict[str, float]:
     norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
     return {k: v / norm for k, v in vector.items()}
@@ -507,15 +519,8 @@ class StoryIndex:
                 and story.first_time <= event_time + self.window_s)
 
     def _best_story(self, features: Mapping[str, float], event_time: float) -> tuple[str | None, float, str | None]:
-        memo: dict[str, float] = {}
-
-        def idf(f: str) -> float:
-            v = memo.get(f)
-            if v is None:
-                v = memo[f] = self._idf(f)
-            return v
-
-        weighted = {f: w * idf(f) for f, w in features.items()}
+        idf = _Memo(self._idf)  # idf[f], computed once per feature per call
+        weighted = {f: w * idf[f] for f, w in features.items()}
         bound: dict[str, float] = {}
         for f, w in weighted.items():
             for sid in self._postings.get(f, ()):
@@ -532,7 +537,7 @@ class StoryIndex:
             centroid = story.centroid
             dot = norm = 0.0
             for f, v in centroid.items():
-                x = v * idf(f)
+                x = v * idf[f]
                 norm += x * x
                 wf = weighted.get(f)
                 if wf is not None:
@@ -557,7 +562,7 @@ class StoryIndex:
             for aid, unit in story.members:
                 dot = norm = 0.0
                 for f, v in unit.items():
-                    x = v * idf(f)
+                    x = v * idf[f]
                     norm += x * x
                     wf = weighted.get(f)
                     if wf is not None:
