@@ -246,6 +246,7 @@ def start(name: str = "default", port: int | None = None, *, sasl_users: list[Sa
                              *fmt, heap="256m"),
                        check=True, capture_output=True)
 
+    ready = _ReadyWatch(broker.log_file)  # only what this start writes counts
     with open(broker.log_file, "ab") as log:
         proc = subprocess.Popen(
             _java(libs, f"-Dlog4j2.configurationFile={log4j}", "kafka.Kafka", str(config)),
@@ -259,17 +260,35 @@ def start(name: str = "default", port: int | None = None, *, sasl_users: list[Sa
         if proc.poll() is not None:
             raise RuntimeError(f"Kafka broker exited with {proc.returncode}; see {broker.log_file}:\n"
                                + _tail(broker.log_file))
-        if _port_open(broker.port) and _broker_ready(broker.log_file):
+        if ready.seen() and _port_open(broker.port):
             return broker
         time.sleep(0.2)
     stop(name)
     raise TimeoutError(f"Kafka broker not ready after {timeout}s; see {broker.log_file}")
 
 
-def _broker_ready(log_file: Path) -> bool:
-    # The broker logs this once its listeners accept requests and metadata is loaded.
-    text = log_file.read_text(errors="replace")[-20000:]
-    return "Kafka Server started" in text or "[KafkaRaftServer nodeId=1] Kafka Server started" in text
+class _ReadyWatch:
+    """Watches the broker log, from its current end, for the line the broker writes once its
+    listeners accept requests and metadata is loaded. Reads incrementally: a restarted broker
+    with hundreds of partitions can log megabytes right after that line, so looking at the
+    tail of the file could miss it (and an earlier start's line must not count)."""
+
+    MARKER = b"Kafka Server started"
+
+    def __init__(self, log_file: Path) -> None:
+        self.log_file = log_file
+        self.first = self.pos = log_file.stat().st_size if log_file.exists() else 0
+        self.found = False
+
+    def seen(self) -> bool:
+        if not self.found and self.log_file.exists():
+            start = max(self.first, self.pos - len(self.MARKER))  # the marker may straddle reads
+            with open(self.log_file, "rb") as f:
+                f.seek(start)
+                chunk = f.read()
+            self.pos = start + len(chunk)
+            self.found = self.MARKER in chunk
+        return self.found
 
 
 def _tail(path: Path, lines: int = 30) -> str:
