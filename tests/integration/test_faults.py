@@ -248,6 +248,20 @@ def test_stalls_are_detected_and_shutdown_is_bounded(kafka, names, tmp_path):
 
 
 @pytest.mark.slow
+def restart_broker(name: str) -> int:
+    """Start the stopped broker again; returns the attempts it took. A second attempt is the
+    test harness's retry, not the worker's: once (in one CI run) the restarted local broker did
+    not come up within 90 s, and a fresh start right after did. The error, with the broker
+    log's tail, is printed so that it stays visible."""
+    try:
+        localkafka.start_again(name)
+        return 1
+    except TimeoutError as exc:
+        print(f"BROKER RESTART RETRY: {exc}")
+        localkafka.start_again(name)
+        return 2
+
+
 def test_broker_stopped_for_20s_mid_stream(kafka, names, tmp_path):
     """The broker goes away for ~20 s mid-stream and comes back with its data; the worker is
     expected to resume by itself (if it exits, the test restarts it and fails: see below)."""
@@ -270,7 +284,7 @@ def test_broker_stopped_for_20s_mid_stream(kafka, names, tmp_path):
                 exits.append(worker.proc.returncode)
                 worker.start()  # the orchestrator's job
             time.sleep(0.5)
-        localkafka.start_again(kafka.broker_name)
+        restart_attempts = restart_broker(kafka.broker_name)
         up_at = time.monotonic()
         down_s = round(up_at - down_at, 1)
         before = enriched_count(kafka, names)
@@ -285,7 +299,7 @@ def test_broker_stopped_for_20s_mid_stream(kafka, names, tmp_path):
         rc, stop_s = timed_stop(worker)
         report("broker-restart", figures, broker_stop_s=stopped_s, broker_down_s=down_s,
                output_resumed_after_broker_up_s=resumed_s, enriched_before=before,
-               worker_exits=exits, sigterm_stop_s=stop_s)
+               worker_exits=exits, sigterm_stop_s=stop_s, broker_restart_attempts=restart_attempts)
         assert figures["missing"] == 0, sorted(tally.missing(ids))[:20]
         assert_replays_repeat_the_first_verdict(tally)
         assert not exits, f"the worker exited (codes {exits}) and had to be restarted by the test"
