@@ -242,9 +242,12 @@ def start(name: str = "default", port: int | None = None, *, sasl_users: list[Sa
             # in the metadata log, which `format --add-scram` seeds.
             for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
                 fmt += ["--add-scram", f"{mech}=[name={user.username},password={user.password}]"]
-        subprocess.run(_java(libs, f"-Dlog4j2.configurationFile={log4j}", "kafka.tools.StorageTool",
-                             *fmt, heap="256m"),
-                       check=True, capture_output=True)
+        formatted = subprocess.run(_java(libs, f"-Dlog4j2.configurationFile={log4j}", "kafka.tools.StorageTool",
+                                         *fmt, heap="256m"),
+                                   capture_output=True, text=True)
+        if formatted.returncode:
+            raise RuntimeError(f"formatting the storage of broker {name!r} in {broker.run_dir} failed "
+                               f"(exit {formatted.returncode}):\n{(formatted.stdout + formatted.stderr)[-3000:]}")
 
     ready = _ReadyWatch(broker.log_file)  # only what this start writes counts
     with open(broker.log_file, "ab") as log:
