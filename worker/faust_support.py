@@ -135,12 +135,13 @@ class IngestConsumer(faust_aiokafka.Consumer):
         await super()._add_gap(tp, offset_from, offset_to - 1)
 
     def ack(self, message) -> bool:
-        """faust's, except for messages of an earlier generation (fetched before a rebalance).
+        """faust's, except for messages of an earlier generation (fetched before a rebalance):
+        those are never counted as processed, whoever acks them (at most a reprocessing).
 
-        A faust stream skips those without processing them and acks them anyway, which makes
-        their offsets committable; if a commit comes before faust has sought the partition back
-        to its committed offset, they are never read again. Not counting them as processed
-        costs at most a reprocessing.
+        A guard for faust's pure-Python stream iterator, which acks the messages it skips for
+        their generation; the compiled iterator (faust/_cython, used when installed) skips them
+        without acking. The records that recovery used to drop are held back in `getmany`
+        (see `_recovering`), which is where that loss was fixed.
         """
         if message.generation_id != self.app.consumer_generation_id:
             if not message.acked:

@@ -340,12 +340,6 @@ def status(name: str = "default") -> dict:
     }
 
 
-def start_again(name: str = "default", timeout: float = 90.0) -> LocalBroker:
-    """Start a stopped broker with its data and ports, and wait until *this* start is serving
-    (`start` only counts the log written since it began)."""
-    return start(name, timeout=timeout)
-
-
 def pause(name: str = "default") -> bool:
     """Freeze the broker process (SIGSTOP): it keeps its sockets but answers nothing — a hung
     broker, for fault tests. Returns True if one was running."""

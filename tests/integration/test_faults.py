@@ -264,11 +264,11 @@ def restart_broker(name: str) -> int:
     not come up within 90 s, and a fresh start right after did. The error, with the broker
     log's tail, is printed so that it stays visible."""
     try:
-        localkafka.start_again(name)
+        localkafka.start(name)  # its data and ports; ready when *this* start serves
         return 1
     except TimeoutError as exc:
         print(f"BROKER RESTART RETRY: {exc}")
-        localkafka.start_again(name)
+        localkafka.start(name)  # its data and ports; ready when *this* start serves
         return 2
 
 

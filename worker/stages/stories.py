@@ -266,11 +266,11 @@ def extract_numbers(text: str, digits: list[int] | None = None) -> set[str]:
     found: set[str] = set()
     for m in _finditer_at(_NUMBER, text, _digit_positions(text) if digits is None else digits):
         whole, frac, mult, tail = m.groups()
-        digits = re.sub(r"\D", "", whole)
-        grouped = len(digits) != len(whole)
+        figures = re.sub(r"\D", "", whole)
+        grouped = len(figures) != len(whole)
         if frac is not None and grouped and len(frac) == 3:
             continue  # "1.234.567" read oddly: skip rather than guess
-        value = float(digits) + (float("0." + frac) if frac else 0.0)
+        value = float(figures) + (float("0." + frac) if frac else 0.0)
         if mult:
             value *= _MULTIPLIER[mult]
             if tail:
