@@ -79,24 +79,31 @@ def test_sigkill_three_times_while_5000_articles_stream(kafka, names, tmp_path, 
     ids = ids_of(articles)
     producer = BackgroundProducer(kafka.bootstrap_servers, names.topic("articles.raw"), articles, RATE)
     producer.start()
-    recoveries = []
+    recoveries, killed_at_sent = [], []
+    published_at_ready = 0
     try:
         for kill_at_s in (8, 18, 28):
             wait_for(lambda: producer.sent >= kill_at_s * RATE or producer.error, timeout=60,
                      what=f"{kill_at_s * RATE:.0f} articles sent")
+            # Kill a worker that is processing, not one that just finished recovering (under
+            # exactly_once a restart takes ~20 s, longer than the time between two kills).
+            wait_for(lambda: enriched_count(kafka, names) >= published_at_ready + 250, timeout=90,
+                     what="250 more articles published since the worker became ready")
+            killed_at_sent.append(producer.sent)
             worker.stop(signal.SIGKILL, timeout=10)
             started = time.monotonic()
             worker.start()
             worker.wait_ready(timeout=90)
             recoveries.append(round(time.monotonic() - started, 1))
+            published_at_ready = enriched_count(kafka, names)
         producer.join_ok(120)
         stream_s = round(producer.finished_at - producer.started_at, 1)
         tally = account(kafka.bootstrap_servers, names, ids, timeout=180, keep_enriched=True)
         figures = tally.figures(ids)
         assert worker.proc.poll() is None, worker.log_tail()
         rc, stop_s = timed_stop(worker)
-        report(f"sigkill-x3[{guarantee}]", figures, stream_s=stream_s, restart_to_ready_s=recoveries,
-               sigterm_stop_s=stop_s, exit_code=rc)
+        report(f"sigkill-x3[{guarantee}]", figures, stream_s=stream_s, killed_at_sent=killed_at_sent,
+               restart_to_ready_s=recoveries, sigterm_stop_s=stop_s, exit_code=rc)
         assert figures["missing"] == 0, sorted(tally.missing(ids))[:20]
         assert figures["dead_lettered"] == 0
         assert_replays_repeat_the_first_verdict(tally)

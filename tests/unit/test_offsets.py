@@ -1,0 +1,48 @@
+"""IngestConsumer._new_offset: what offset faust may commit, given what was processed."""
+
+from collections import defaultdict
+from types import SimpleNamespace
+
+from intervaltree import IntervalTree
+
+from worker.faust_support import IngestConsumer
+
+TP = ("articles.raw", 0)
+
+
+def consumer(committed, acked, first=None, gaps=()):
+    state = SimpleNamespace(
+        _acked=defaultdict(list, {TP: list(acked)}),
+        _acked_index=defaultdict(set, {TP: set(acked)}),
+        _committed_offset=defaultdict(lambda: None, {TP: committed}),
+        _first_seen={TP: first} if first is not None else {},
+        _gap=defaultdict(IntervalTree),
+    )
+    for begin, end in gaps:
+        state._gap[TP].addi(begin, end)
+    return state
+
+
+def new_offset(state):
+    return IngestConsumer._new_offset(state, TP)
+
+
+def test_commits_the_run_that_starts_at_the_committed_offset():
+    assert new_offset(consumer(100, [100, 101, 102, 104])) == 103
+
+
+def test_never_commits_past_one_unprocessed_record():
+    # faust's own rule lets exactly this through (min(acked) - committed == 1): record 100 lost.
+    assert new_offset(consumer(100, [101, 102], first=100)) is None
+    assert new_offset(consumer(None, [1, 2], first=0)) is None  # never committed yet
+
+
+def test_offsets_never_delivered_are_skipped():
+    # 101 is a transaction marker between two delivered records
+    assert new_offset(consumer(100, [100, 102, 103], gaps=[(101, 102)])) == 104
+    # after a restart the records from the committed offset on were aborted: first delivered 140
+    assert new_offset(consumer(100, [140, 141], first=140)) == 142
+
+
+def test_nothing_acked_nothing_to_commit():
+    assert new_offset(consumer(100, [])) is None
