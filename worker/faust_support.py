@@ -71,7 +71,6 @@ import faust
 from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.utils.functional import consecutive_numbers
 
 from worker.config import Settings
 
@@ -158,48 +157,23 @@ class IngestConsumer(faust_aiokafka.Consumer):
     _first_seen_generation = None
 
     def _new_offset(self, tp):
-        """The offset to commit for `tp`: one past the run of processed records that starts at
-        the committed offset, or None. faust's own, except that it never commits past an
-        unprocessed record.
+        """faust's, after counting what the client skipped before the first record since the
+        last seek or rebalance (aborted transactions, commit markers) as a gap.
 
-        faust's commits past ONE unprocessed record at the head ("min(acked) - committed > 1"
-        is its only check, and none at all while the committed offset is 0): a record that is
-        not processed yet when its successors are (an event in hand at a rebalance, a record
-        faust dropped and reads again) would be committed over and lost after a crash. Offsets
-        the client never delivers are gaps instead: transaction markers and aborted records
-        between two delivered records (`_add_gap`), and those before the first record delivered
-        since the last seek or rebalance, counted here. (Without the latter, after a SIGKILL
-        under exactly_once the committed offset of articles.dedup-requests is typically followed
-        by the dead worker's aborted records, so faust never committed that partition again,
-        "Has not committed TP ... at all since worker start", faust-streaming#517, and its outputs
-        stayed in an open transaction. The first record can be delivered before faust has
-        learnt the committed offset, hence here and not on delivery.) A hole nothing explains
-        stops the partition's commits, which the liveness check (`/health/live`) reports as a
-        stalled partition, rather than skip an article silently.
+        faust records gaps only between two records it delivered, and commits nothing while the
+        first acked offset is more than one past the committed one. After a SIGKILL under
+        exactly_once, the committed offset of articles.dedup-requests is typically followed by the
+        dead worker's aborted records, so faust never committed that partition again ("Has not
+        committed TP ... at all since worker start", faust-streaming#517) and its outputs stayed
+        in an open transaction, invisible to read_committed readers. (The first record can be
+        delivered before faust has learnt the committed offset, hence here and not on delivery.)
         """
-        acked = self._acked[tp]
-        if not acked:
-            return None
-        committed = self._committed_offset[tp]
         first = self._first_seen.get(tp)
-        if first is not None and committed is not None and min(acked) == first > committed:
-            self._gap[tp].addi(committed, first)
-        gaps = self._gap[tp]
-        if gaps:
-            highest = max(acked)
-            spans = sorted(gaps.overlap(0, highest), key=lambda span: span.begin)
-            if spans:
-                skipped = [offset for span in spans for offset in range(span.begin, span.end)]
-                acked.extend(skipped)
-                gaps.chop(0, max(skipped[-1], highest + 1))
-        acked.sort()
-        head = committed if committed is not None else first  # never committed: the first delivered
-        if head is not None and acked[0] > head:
-            return None  # the record at the head is not processed yet
-        batch = next(consecutive_numbers(acked))
-        acked[: len(batch)] = []
-        self._acked_index[tp].difference_update(batch)
-        return batch[-1] + 1
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        if first is not None and committed is not None and acked and min(acked) == first > committed + 1:
+            self._gap[tp].addi(committed + 1, first)  # committed itself: faust tolerates one
+        return super()._new_offset(tp)
 
     async def _wait_next_records(self, timeout):
         records, active_partitions = await super()._wait_next_records(timeout)
