@@ -59,18 +59,8 @@ def enriched_count(kafka, names) -> int:
     return sum(end_offsets(kafka.bootstrap_servers, names.topic("articles.enriched")).values())
 
 
-# exactly_once lost one article (sent 5000, enriched 4999, right around the first SIGKILL) in one
-# of ~5 runs on 2026-11-24 (3 of 14 under extra CPU load). Cause found and fixed the same day
-# (IngestConsumer._recovering: faust cleared records it had counted as read from the agents'
-# queues at the end of recovery). The test still runs, asserts and prints its figures; it stays a
-# non-strict expected failure until the fix has more runs behind it (README "Delivery guarantees").
-_EXACTLY_ONCE_LOSS = pytest.mark.xfail(strict=False, reason="exactly_once lost 1 of 5,000 articles "
-                                       "under SIGKILL x3 in 1 of ~5 runs before the recovery fix; "
-                                       "kept until the fix has more runs behind it")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("guarantee", ["at_least_once", pytest.param("exactly_once", marks=_EXACTLY_ONCE_LOSS)])
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_sigkill_three_times_while_5000_articles_stream(kafka, names, tmp_path, guarantee):
     """SIGKILL the worker 3 times mid-stream; the test restarts it each time (orchestrator)."""
     asyncio.run(create_topics(settings_for(kafka.bootstrap_servers, names)))
