@@ -52,7 +52,7 @@ from worker.admin import missing_topics
 from worker.config import get_settings
 from worker.deadletter import dead_letter, dead_letter_key
 from worker.logs import logging_config
-from worker.faust_support import IngestApp, IngestWorker, faust_broker_options
+from worker.faust_support import FunnelAwareAssignor, IngestApp, IngestWorker, faust_broker_options
 from worker.pipeline import ArticleIndex, StageError, analyse, finish, utc_now_iso
 from worker.stages import entities, hashing, language
 from worker.stages.validate import InvalidArticle, parse_article
@@ -87,6 +87,7 @@ app = IngestApp(
     producer_max_batch_size=settings.producer_max_batch_size,
     producer_linger=settings.producer_linger,
     Worker=IngestWorker,
+    PartitionAssignor=FunnelAwareAssignor,  # the funnel's host analyses less (worker/faust_support.py)
     logging_config=logging_config(settings),  # LOG_FORMAT=json: one JSON object per line
     web_enabled=settings.web_enabled,
     web_port=settings.web_port,
@@ -95,6 +96,8 @@ app = IngestApp(
 )
 
 raw_topic = app.topic(settings.topic(topics.RAW.base_name), key_type=bytes, value_type=bytes)
+FunnelAwareAssignor.input_topic = settings.topic(topics.RAW.base_name)
+FunnelAwareAssignor.funnel_topic = settings.topic(topics.DEDUP_REQUESTS.base_name)
 dedup_requests_topic = app.topic(settings.topic(topics.DEDUP_REQUESTS.base_name), key_type=bytes,
                                  value_type=bytes, partitions=1)
 enriched_topic = app.topic(settings.topic(topics.ENRICHED.base_name), key_type=bytes, value_type=bytes)
