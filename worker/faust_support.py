@@ -7,6 +7,8 @@
   before the changelog record of the event it covers is durable.
 - `IngestConsumer` + `EventBoundTransactionManager`: what makes `processing_guarantee=
   "exactly_once"` correct with faust-streaming 0.15.3 (see "exactly_once" below).
+- `FunnelAwareAssignor`: faust's partition assignor, with fewer input partitions for the worker
+  that holds the one-partition dedup funnel.
 - `IngestWorker`: a faust Worker whose SIGTERM/SIGINT shutdown has a hard deadline.
 - `IngestApp`: a faust.App that uses all of the above, and has the event-boundary lock.
 - `faust_broker_options`: Settings → faust App keyword arguments (brokers, security).
