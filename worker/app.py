@@ -96,10 +96,10 @@ app = IngestApp(
 )
 
 raw_topic = app.topic(settings.topic(topics.RAW.base_name), key_type=bytes, value_type=bytes)
-FunnelAwareAssignor.input_topic = settings.topic(topics.RAW.base_name)
-FunnelAwareAssignor.funnel_topic = settings.topic(topics.DEDUP_REQUESTS.base_name)
 dedup_requests_topic = app.topic(settings.topic(topics.DEDUP_REQUESTS.base_name), key_type=bytes,
                                  value_type=bytes, partitions=1)
+FunnelAwareAssignor.input_topic = raw_topic.get_topic_name()
+FunnelAwareAssignor.funnel_topic = dedup_requests_topic.get_topic_name()
 enriched_topic = app.topic(settings.topic(topics.ENRICHED.base_name), key_type=bytes, value_type=bytes)
 duplicates_topic = app.topic(settings.topic(topics.DUPLICATES.base_name), key_type=bytes, value_type=bytes)
 dlq_topic = app.topic(settings.topic(topics.DLQ.base_name), key_type=bytes, value_type=bytes)

@@ -282,19 +282,14 @@ class FunnelAwareAssignor(PartitionAssignor):
         weight = self.funnel_weight * input_partitions
         while host.actives.get(raw):
             target = min(others, key=lambda a: len(a.actives.get(raw, ())))
-            theirs = target.actives.setdefault(raw, [])
-            if len(host.actives[raw]) + weight <= len(theirs) + 1:
+            if len(host.actives[raw]) + weight <= len(target.actives.get(raw, ())) + 1:
                 break  # moving one more would make the target the busiest
             moved = host.actives[raw].pop()
-            theirs.append(moved)
-            theirs.sort()
+            target.actives[raw] = sorted([*target.actives.get(raw, ()), moved])
             if moved in target.standbys.get(raw, ()):
                 target.standbys[raw].remove(moved)
-        if not host.actives.get(raw):
-            host.actives.pop(raw, None)
-        for a in others:
-            if not a.actives.get(raw):
-                a.actives.pop(raw, None)
+        if raw in host.actives and not host.actives[raw]:
+            del host.actives[raw]
 
 
 class DurableTransport(faust_aiokafka.Transport):

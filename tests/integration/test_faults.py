@@ -254,7 +254,6 @@ def test_stalls_are_detected_and_shutdown_is_bounded(kafka, names, tmp_path):
         worker.stop(signal.SIGKILL, timeout=10)
 
 
-@pytest.mark.slow
 def restart_broker(name: str) -> int:
     """Start the stopped broker again; returns the attempts it took. A second attempt is the
     test harness's retry, not the worker's: once (in one CI run) the restarted local broker did
@@ -265,10 +264,11 @@ def restart_broker(name: str) -> int:
         return 1
     except TimeoutError as exc:
         print(f"BROKER RESTART RETRY: {exc}")
-        localkafka.start(name)  # its data and ports; ready when *this* start serves
+        localkafka.start(name)
         return 2
 
 
+@pytest.mark.slow
 def test_broker_stopped_for_20s_mid_stream(kafka, names, tmp_path):
     """The broker goes away for ~20 s mid-stream and comes back with its data; the worker is
     expected to resume by itself (if it exits, the test restarts it and fails: see below)."""

@@ -277,7 +277,7 @@ class _Table:
         found = [self.refs[bucket].reshape(-1)[at]] if len(at) else []
         more = np.logical_and(rows[:, 0, -1], rows[:, 1, -1])  # both full: it may be further on
         if more.any():
-            keys, bucket = keys[more], self._next(bucket[more, 0])
+            keys, bucket = keys[more], self._next_bucket(bucket[more, 0])
             while len(keys):
                 rows = self.keys[bucket]
                 hit = rows == keys[:, None]
@@ -287,7 +287,7 @@ class _Table:
                 if len(at):
                     found.append(self.refs[bucket].reshape(-1)[at])
                 more = rows[:, -1] != 0  # a probe path ends at a bucket with a free cell
-                keys, bucket = keys[more], self._next(bucket[more])
+                keys, bucket = keys[more], self._next_bucket(bucket[more])
         return found
 
     def entries(self, lo: int, hi: int, is_live) -> tuple[np.ndarray, np.ndarray]:
@@ -312,7 +312,7 @@ class _Table:
             if both_full.any():
                 spill_keys.append(keys[both_full])
                 spill_refs.append(refs[both_full])
-                spill_at.append(self._next(first[both_full]))
+                spill_at.append(self._next_bucket(first[both_full]))
                 keep = ~both_full
                 keys, refs, first, second = keys[keep], refs[keep], first[keep], second[keep]
                 fill1, fill2 = fill1[keep], fill2[keep]
@@ -323,7 +323,7 @@ class _Table:
             bucket = np.concatenate(spill_at)
             while len(keys):
                 left = ~self._place(keys, refs, bucket)
-                keys, refs, bucket = keys[left], refs[left], self._next(bucket[left])
+                keys, refs, bucket = keys[left], refs[left], self._next_bucket(bucket[left])
 
     def _place(self, keys: np.ndarray, refs: np.ndarray, bucket: np.ndarray) -> np.ndarray:
         """Put each key in the next free cell of its bucket, if any; which ones found a cell."""
@@ -343,7 +343,7 @@ class _Table:
         placed[order] = True
         return placed
 
-    def _next(self, bucket: np.ndarray) -> np.ndarray:
+    def _next_bucket(self, bucket: np.ndarray) -> np.ndarray:
         bucket = bucket + 1
         bucket[bucket == self.buckets] = 0
         return bucket
@@ -400,8 +400,7 @@ class DedupIndex:
 
         first_id = self._by_hash.get(content_hash)
         if first_id is not None:
-            original = Verdict(*self._records[first_id][4:])
-            verdict = Verdict("exact_duplicate", first_id, 1.0, original.cluster_id, 1.0, 1.0)
+            verdict = Verdict("exact_duplicate", first_id, 1.0, self._verdict(first_id).cluster_id, 1.0, 1.0)
             record = IndexRecord(article_id, content_hash, shingles, event_time, verdict, None)
             self.load(record)
         else:
@@ -430,7 +429,7 @@ class DedupIndex:
         assert best_id is not None
         j, c, s = float(jaccard[best]), float(containment[best]), float(score[best])
         if s >= self.threshold:
-            cluster = Verdict(*self._records[best_id][4:]).cluster_id
+            cluster = self._verdict(best_id).cluster_id
             return Verdict("near_duplicate", best_id, s, cluster, j, c)
         return Verdict("unique", None, s, article_id, j, c)
 
@@ -480,6 +479,10 @@ class DedupIndex:
         slot, content_hash, shingles, event_time = entry[:4]
         signature = self._signatures(np.array([slot]))[0].copy() if slot >= 0 else None
         return IndexRecord(article_id, content_hash, shingles, event_time, Verdict(*entry[4:]), signature)
+
+    def _verdict(self, article_id: str) -> Verdict:
+        """The verdict of an indexed article (kept as flat fields in `_records`, see __init__)."""
+        return Verdict(*self._records[article_id][4:])
 
     def memory_bytes(self) -> int:
         """Size of the index's numpy storage (Python objects — ids, verdicts — not included)."""
