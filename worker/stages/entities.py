@@ -791,7 +791,8 @@ class _Gazetteer:
                     if text[start + p.cap_pos].islower():
                         continue
                 elif mode == _EXACT:
-                    if "".join(c for c in text[start:end] if c.isalnum()) != p.letters:
+                    surface = text[start:end]  # "NATO" as is; "U.S." without its dots
+                    if (surface if surface.isalnum() else "".join(c for c in surface if c.isalnum())) != p.letters:
                         continue
                 stopped = bool(p.stop_langs) and ("*" in p.stop_langs or lang in p.stop_langs)
                 if p.kana and ((start > 0 and _is_katakana(text[start - 1]))
