@@ -232,9 +232,11 @@ class Watcher(threading.Thread):
     """Reads a topic from the beginning in its own thread and event loop; records when each key
     arrived (time.monotonic, the clock the producer uses) and, optionally, the dedup status."""
 
-    def __init__(self, bootstrap: str, topic: str, statuses: bool = False, from_end: bool = False) -> None:
+    def __init__(self, bootstrap: str, topic: str, statuses: bool = False, from_end: bool = False,
+                 batches: bool = False) -> None:
         super().__init__(daemon=True)
         self.bootstrap, self.topic, self.want_status = bootstrap, topic, statuses
+        self.batches = batches
         self.from_end = from_end
         self.arrivals: dict[bytes, float] = {}
         self.status: dict[bytes, str] = {}
@@ -272,6 +274,10 @@ class Watcher(threading.Thread):
                 for records in batch.values():
                     for r in records:
                         self.copies += 1
+                        if self.batches:  # articles.dedup-requests: one message, many articles
+                            for analysed in orjson.loads(r.value)["articles"]:
+                                self.arrivals.setdefault(analysed["id"].encode(), now)
+                            continue
                         self.arrivals.setdefault(r.key, now)
                         if self.want_status and r.key not in self.status:
                             self.status[r.key] = orjson.loads(r.value)["dedup"]["status"]
@@ -640,7 +646,7 @@ def latency(sc: Scenario, corpus, rate: float, log=print) -> dict:
     items = [(a.id.encode(), a.to_bytes()) for a in corpus]
     keys = {k for k, _ in items}
     watcher = Watcher(sc.bootstrap, names.topic("articles.enriched"), from_end=True)
-    middle = Watcher(sc.bootstrap, names.topic("articles.dedup-requests"), from_end=True)
+    middle = Watcher(sc.bootstrap, names.topic("articles.dedup-requests"), from_end=True, batches=True)
     for w in (watcher, middle):
         w.start()
         w.started.wait(30)

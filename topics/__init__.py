@@ -54,11 +54,11 @@ DEDUP_REQUESTS = TopicSpec(
     "articles.dedup-requests", partitions=1,
     # One partition on purpose: the funnel that lets one dedup index see every article
     # whatever input partition it came in on (DESIGN-NOTES: "Funnel"). Carries the analysed
-    # article; short retention, it is only a hand-over between the two agents.
+    # articles in batches; short retention, it is only a hand-over between the two agents.
     config={"cleanup.policy": "delete", "retention.ms": str(1 * DAY_MS),
             "max.message.bytes": str(4 * 1024 * 1024)},
-    schema_file="article.analysed.schema.json",
-    doc="Internal: analysed article awaiting its dedup verdict.",
+    schema_file="analysed.batch.schema.json", key="id of the last article in the batch (UTF-8)",
+    doc="Internal: analysed articles (batched per input partition) awaiting their dedup verdicts.",
 )
 ENRICHED = TopicSpec(
     "articles.enriched", partitions=4,

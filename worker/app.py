@@ -5,7 +5,9 @@
                           └─► articles.dlq ◄─────────────────────────────────┘
                                                        dedup-index table (changelog, compacted)
 
-`analyse_articles` is stateless and scales with the input partitions and worker processes.
+`analyse_articles` is stateless and scales with the input partitions and worker processes; it
+sends the analysed articles to the funnel in batches (one message per input partition, every
+FUNNEL_BATCH_LINGER_S or FUNNEL_BATCH_MAX_ARTICLES; see FunnelBatch).
 `deduplicate` consumes a one-partition topic, so a single dedup index sees every article
 whatever partition it arrived on; its state is one small record per article in a faust Table
 and is rebuilt from the changelog after a restart or a rebalance.
@@ -21,9 +23,10 @@ Delivery (nothing lost):
 - exactly_once (`PROCESSING_GUARANTEE=exactly_once`): outputs and input offsets are committed in
   one Kafka transaction per input partition; readers use read_committed. faust 0.15.3 routes
   outputs to the wrong transactions and loses data as shipped: fixed in worker/faust_support.py.
-- Events are acked by hand (`stream.noack()`), inside `app.event_boundary`, after their outputs
-  are queued: an event that raises or is cancelled half-way is never acked, so it is redelivered
-  (faust acks it when the iterator closes, which loses it). Anything unexpected outside the
+- Events are acked by hand (`stream.noack()`), in offset order, with commits held off, after
+  their outputs are queued (for an input article: its funnel batch): an event that raises or is
+  cancelled half-way, or whose batch was not sent, is never acked, so it is redelivered (faust
+  acks it when the iterator closes, which loses it). Anything unexpected outside the
   dead-letter path exits the process (code 70) rather than drop an input.
 - Both agents run with concurrency=1 (faust-streaming#606: concurrency > 1 can commit past
   in-flight messages).
@@ -36,12 +39,17 @@ Run with `faust -A worker.app worker -l info` or `ingest worker`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import logging
 import os
 import time
+import weakref
+from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
+from faust.streams import _current_event  # faust's current-event context variable
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -278,44 +286,131 @@ async def skip_repeat(stream, event) -> None:
     await stream.ack(event)
 
 
-# Both agents iterate events one at a time. stream.take_events() was tried for batching and
-# pairs values with the wrong events under load in faust-streaming 0.15.3 (an article went out
-# twice and another never, seen with 2 workers in tests/integration/test_pipeline.py), so it is
-# not used. Sends are not awaited one by one: they are buffered, and the commit flushes them.
+# The analyse agent hands analysed articles to the funnel in batches: one message per input
+# partition, `{"articles": [analysed, ...]}`, sent when FUNNEL_BATCH_MAX_ARTICLES are waiting
+# (or 2 MiB) and otherwise every FUNNEL_BATCH_LINGER_S by `flush_funnel_batch`. Each batch saves
+# the funnel one faust event and the analyse side one produced message per article (~17 % of
+# the workers' CPU per article, BENCHMARKS.md). Events are acked in arrival order once their
+# batch is queued for sending; a dead-lettered article waits for the batch too (acked first, it
+# would let faust commit over the unacked ones before it). stream.take_events() was tried for
+# this and pairs values with the wrong events under load in faust-streaming 0.15.3 (an article
+# went out twice and another never, with 2 workers in tests/integration/test_pipeline.py).
+FUNNEL_BATCH_MAX_BYTES = 2 * 1024 * 1024  # articles.dedup-requests accepts 4 MiB
+
+
+class FunnelBatch:
+    """Input events taken and not yet acked, and the analysed articles among them, grouped by
+    input partition (under exactly_once each group goes out in its partition's transaction)."""
+
+    def __init__(self, max_articles: int) -> None:
+        self.max_articles = max_articles
+        self.stream = None  # the analyse agent's stream, which acks the events
+        self.events: list = []
+        self.groups: dict = {}  # TP -> [(event, analysed article JSON)]
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def add(self, event, analysed: bytes | None) -> None:
+        self.events.append(event)
+        if analysed is not None:
+            self.groups.setdefault(event.message.tp, []).append((event, analysed))
+            self.size += len(analysed)
+
+    def full(self, adding: int = 0) -> bool:
+        return len(self.events) >= self.max_articles or self.size + adding > FUNNEL_BATCH_MAX_BYTES
+
+    async def flush(self) -> None:
+        """Queue one funnel message per input partition, then ack every event in order.
+        Call with app.event_boundary_lock held (no commit between the sends and the acks)."""
+        events, groups = self.events, self.groups
+        self.events, self.groups, self.size = [], {}, 0
+        for group in groups.values():
+            last = group[-1][0]
+            value = b'{"articles":[' + b",".join(analysed for _, analysed in group) + b"]}"
+            with as_current_event(last):
+                must_be_durable(await send(dedup_requests_topic, last.message.key, value))
+        for event in events:
+            await self.stream.ack(event)
+
+
+funnel_batch = FunnelBatch(settings.funnel_batch_max_articles)
+
+
+@contextlib.contextmanager
+def as_current_event(event):
+    """faust's current event, which EventBoundTransactionManager routes outputs by."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
 @app.agent(raw_topic, concurrency=1)
 async def analyse_articles(stream):
     """Validate and analyse every input article; hand it to the dedup funnel or dead-letter it."""
     manual = stream.noack()
+    funnel_batch.stream = manual
     async for event in manual.events():
-        if app.is_repeat(event.message):
-            await skip_repeat(manual, event)
-            continue
-        async with app.event_boundary(manual, event):
+        message = event.message
+        async with app.event_boundary_lock:
             try:
-                must_be_durable(await analyse_one(event.message))
+                if app.is_repeat(message):
+                    log.info("skipping a repeat delivery of %s/%d/%d (already processed)", message.topic,
+                             message.partition, message.offset)
+                    analysed = None
+                else:
+                    analysed = await analyse_one(message)
+                if analysed is not None and funnel_batch.full(len(analysed)):
+                    await funnel_batch.flush()
+                funnel_batch.add(event, analysed)
+                app.mark_taken(event)
+                if funnel_batch.full() or not settings.funnel_batch_linger_s:
+                    await funnel_batch.flush()
             except Exception as exc:  # noqa: BLE001 - not even the dead letter could be queued
-                give_up(event.message, exc)
-        progress.mark(event.message.tp)
+                give_up(message, exc)
+        progress.mark(message.tp)
 
 
-async def analyse_one(message):
+if settings.funnel_batch_linger_s:
+    @app.timer(settings.funnel_batch_linger_s)
+    async def flush_funnel_batch() -> None:
+        """Send what the analyse agent has batched (it only sends full batches itself)."""
+        if not len(funnel_batch) or app.should_stop:
+            return
+        async with app.event_boundary_lock:
+            newest = funnel_batch.events[-1].message if len(funnel_batch) else None
+            try:
+                await funnel_batch.flush()
+            except Exception as exc:  # noqa: BLE001 - outputs not queued: exit before any commit
+                give_up(newest, exc)
+
+
+async def analyse_one(message) -> bytes | None:
+    """The analysed article's JSON for the funnel, or None once it has been dead-lettered."""
     metrics.MESSAGES_IN.labels(message.topic).inc()
     try:
         article = parse_article(message.key, message.value, settings.max_article_bytes)
         analysed = analyse(article, settings.minhash_permutations, fallback_time=message.timestamp)
         payload = orjson.dumps(analysed)  # e.g. metadata nested deeper than orjson writes (254)
     except InvalidArticle as exc:
-        return await send_dead_letter(message, exc.reason, exc, "validate")
+        must_be_durable(await send_dead_letter(message, exc.reason, exc, "validate"))
+        return None
     except StageError as exc:
-        return await send_dead_letter(message, "stage_error", exc.cause, exc.stage)
+        must_be_durable(await send_dead_letter(message, "stage_error", exc.cause, exc.stage))
+        return None
     except Exception as exc:  # noqa: BLE001 - bad input must never kill the worker
-        return await send_dead_letter(message, "unexpected_error", exc, "analyse")
+        must_be_durable(await send_dead_letter(message, "unexpected_error", exc, "analyse"))
+        return None
     for stage, ms in analysed["timings_ms"].items():
         metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
-    try:
-        return await send(dedup_requests_topic, message.key, payload)
-    except MessageSizeTooLargeError as exc:
-        return await send_dead_letter(message, "too_large", exc, "analyse")
+    if len(payload) > FUNNEL_BATCH_MAX_BYTES:
+        too_large = ValueError(f"analysed article is {len(payload)} bytes; the funnel takes {FUNNEL_BATCH_MAX_BYTES}")
+        must_be_durable(await send_dead_letter(message, "too_large", too_large, "analyse"))
+        return None
+    return payload
 
 
 @app.agent(dedup_requests_topic, concurrency=1)
@@ -329,45 +424,65 @@ async def deduplicate(stream):
             continue
         async with app.event_boundary(manual, event):
             try:
-                await deduplicate_event(message)
+                await deduplicate_batch(message)
             except Exception as exc:  # noqa: BLE001
                 give_up(message, exc)
         progress.mark(message.tp)
 
 
-async def deduplicate_event(message) -> None:
+async def deduplicate_batch(message) -> None:
     metrics.MESSAGES_IN.labels(message.topic).inc()
     try:
-        futures, record = await deduplicate_one(message)
-    except Exception as exc:  # noqa: BLE001
+        articles = orjson.loads(message.value)["articles"]
+    except Exception as exc:  # noqa: BLE001 - only the analyse agent writes here; never crash
         must_be_durable(await send_dead_letter(message, "unexpected_error", exc, "dedup"))
         return
-    for future in futures:
-        must_be_durable(future)
-    if record is not None:
-        # After the outputs in the producer's queue; the changelog write for this event.
-        article_id, value = record
-        index_table[article_id.encode()] = value
+    for analysed in articles:
+        try:
+            futures, record = await deduplicate_one(analysed)
+        except Exception as exc:  # noqa: BLE001
+            # The letter carries this article (its analysed JSON) and the batch's offset.
+            item = FunnelItem(message, str(analysed.get("id", "")).encode(), orjson.dumps(analysed))
+            must_be_durable(await send_dead_letter(item, "unexpected_error", exc, "dedup"))
+            continue
+        for future in futures:
+            must_be_durable(future)
+        if record is not None:
+            # After the outputs in the producer's queue; the changelog write for this article.
+            article_id, value = record
+            index_table[article_id.encode()] = value
     for article_id in dedup_index.evict_expired():
         metrics.EVICTIONS.inc()
         index_table.pop(article_id.encode(), None)  # tombstone in the changelog
     metrics.INDEX_ARTICLES.set(len(dedup_index))
 
 
-async def deduplicate_one(message):
-    analysed = orjson.loads(message.value)
+@dataclasses.dataclass(frozen=True)
+class FunnelItem:
+    """One article of a funnel message, as the dead-letter path reads a message."""
+
+    batch: Any  # the funnel message it came in
+    key: bytes
+    value: bytes
+
+    def __getattr__(self, name: str):  # topic, partition, offset, timestamp: the batch's
+        return getattr(self.batch, name)
+
+
+async def deduplicate_one(analysed: dict):
+    key = analysed["id"].encode()  # = the input message's key (parse_article checks it)
     started = time.perf_counter()
     decided = dedup_index.decide(analysed)
     dedup_ms = (time.perf_counter() - started) * 1000
     metrics.STAGE_SECONDS.labels("dedup").observe(dedup_ms / 1000)
     enriched, duplicate_event = finish(analysed, decided, dedup_ms)
-    futures = [await send(enriched_topic, message.key, enriched)]
+    futures = [await send(enriched_topic, key, enriched)]
     if decided.redelivery:
         metrics.REPLAYS.inc()  # same enrichment again; the duplicate event went out the first time
     else:
         metrics.VERDICTS.labels(decided.verdict.status).inc()
         if duplicate_event is not None:
-            futures.append(await send(duplicates_topic, message.key, duplicate_event))
+            futures.append(await send(duplicates_topic, key, duplicate_event))
     return futures, ((analysed["id"], decided.record) if decided.record else None)
 
 

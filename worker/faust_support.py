@@ -355,6 +355,12 @@ class IngestApp(faust.App):
         for tp in tps or ():
             self._positions.pop(tp, None)
 
+    def mark_taken(self, event) -> None:
+        """`event` was processed (its outputs may still wait in a batch): a repeat of it is skipped."""
+        if self._positions is None:
+            self._positions = {}
+        self._positions[event.message.tp] = (event.message.offset, event.message.generation_id)
+
     @property
     def event_boundary_lock(self) -> asyncio.Lock:
         if self._event_boundary_lock is None:
@@ -373,9 +379,7 @@ class IngestApp(faust.App):
         async with self.event_boundary_lock:
             yield
             await stream.ack(event)
-            if self._positions is None:
-                self._positions = {}
-            self._positions[event.message.tp] = (event.message.offset, event.message.generation_id)
+            self.mark_taken(event)
 
     async def on_first_start(self) -> None:
         # faust creates only the last level of its data folder; DATA_DIR may be nested.

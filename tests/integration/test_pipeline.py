@@ -151,7 +151,9 @@ def test_seeds_replays_duplicates_languages_and_dead_letters(kafka, names, tmp_p
         assert_valid(topics.ENRICHED, enriched)
         assert_valid(topics.DUPLICATES, duplicates)
         assert_valid(topics.DLQ, dead)
-        assert_valid(topics.DEDUP_REQUESTS, asyncio.run(outputs(kafka, names, topics.DEDUP_REQUESTS, 19)))
+        batches = asyncio.run(outputs(kafka, names, topics.DEDUP_REQUESTS, 1, settle=2.0))
+        assert_valid(topics.DEDUP_REQUESTS, batches)
+        assert sum(len(b["articles"]) for b in batches) == 19  # every valid article, in batches
 
         # 6. The metrics agree with what was sent.
         text = worker.scrape_metrics()
