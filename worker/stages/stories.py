@@ -521,10 +521,14 @@ class StoryIndex:
     def _best_story(self, features: Mapping[str, float], event_time: float) -> tuple[str | None, float, str | None]:
         idf = _Memo(self._idf)  # idf[f], computed once per feature per call
         weighted = {f: w * idf[f] for f, w in features.items()}
+        weighted_get = weighted.get  # the loops below are the funnel's hottest code: locals only
         bound: dict[str, float] = {}
+        bound_get = bound.get
+        postings_get = self._postings.get
         for f, w in weighted.items():
-            for sid in self._postings.get(f, ()):
-                bound[sid] = bound.get(sid, 0.0) + w * w
+            w2 = w * w
+            for sid in postings_get(f, ()):
+                bound[sid] = bound_get(sid, 0.0) + w2
         if not bound:
             return None, 0.0, None
         a_norm = math.sqrt(sum(v * v for v in weighted.values())) or 1.0
@@ -539,7 +543,7 @@ class StoryIndex:
             for f, v in centroid.items():
                 x = v * idf[f]
                 norm += x * x
-                wf = weighted.get(f)
+                wf = weighted_get(f)
                 if wf is not None:
                     dot += wf * x
             cos = dot / (a_norm * (math.sqrt(norm) or 1.0))
@@ -564,7 +568,7 @@ class StoryIndex:
                 for f, v in unit.items():
                     x = v * idf[f]
                     norm += x * x
-                    wf = weighted.get(f)
+                    wf = weighted_get(f)
                     if wf is not None:
                         dot += wf * x
                 m = dot / (a_norm * (math.sqrt(norm) or 1.0))
