@@ -290,11 +290,12 @@ async def skip_repeat(stream, event) -> None:
 # partition, `{"articles": [analysed, ...]}`, sent when FUNNEL_BATCH_MAX_ARTICLES are waiting
 # (or 2 MiB) and otherwise every FUNNEL_BATCH_LINGER_S by `flush_funnel_batch`. Each batch saves
 # the funnel one faust event and the analyse side one produced message per article (worker CPU
-# per article 778 + 768 µs against 1,011 + 904 µs without, in one bench run). Events are acked in arrival order once their
-# batch is queued for sending; a dead-lettered article waits for the batch too (acked first, it
-# would let faust commit over the unacked ones before it). stream.take_events() was tried for
-# this and pairs values with the wrong events under load in faust-streaming 0.15.3 (an article
-# went out twice and another never, with 2 workers in tests/integration/test_pipeline.py).
+# per article 778 + 768 µs against 1,011 + 904 µs without, in one bench run). Events are acked
+# in arrival order once their batch is queued for sending; a dead-lettered article waits for the
+# batch too (acked first, it would let faust commit over the unacked ones before it).
+# stream.take_events() was tried for this and pairs values with the wrong events under load in
+# faust-streaming 0.15.3 (an article went out twice and another never, with 2 workers in
+# tests/integration/test_pipeline.py).
 FUNNEL_BATCH_MAX_BYTES = 2 * 1024 * 1024  # articles.dedup-requests accepts 4 MiB
 
 
@@ -407,7 +408,8 @@ async def analyse_one(message) -> bytes | None:
     for stage, ms in analysed["timings_ms"].items():
         metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
     if len(payload) > FUNNEL_BATCH_MAX_BYTES:
-        too_large = ValueError(f"analysed article is {len(payload)} bytes; the funnel takes {FUNNEL_BATCH_MAX_BYTES}")
+        too_large = ValueError(f"analysed article is {len(payload)} bytes; "
+                               f"the funnel takes {FUNNEL_BATCH_MAX_BYTES}")
         must_be_durable(await send_dead_letter(message, "too_large", too_large, "analyse"))
         return None
     return payload
