@@ -29,7 +29,7 @@ from bench import util
 
 ALL_PARTS = ("compute", "dedup", "transport", "e2e", "recovery")
 # The A/B run: the worker without funnel batching (FUNNEL_BATCH_LINGER_S=0: every analysed
-# article its own funnel message, as before the batching) against the default 10 ms batches:
+# article its own funnel message, as before the batching) against the default 5 ms batches:
 # what the batching buys, measured in the same run (worker/config.py, worker/app.py).
 AB_ENV = {"FUNNEL_BATCH_LINGER_S": "0"}
 

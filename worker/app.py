@@ -40,13 +40,11 @@ Run with `faust -A worker.app worker -l info` or `ingest worker`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import logging
 import os
 import time
 import weakref
-from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.streams import _current_event  # faust's current-event context variable
@@ -163,12 +161,16 @@ async def send(topic, key: bytes | None, value: dict | bytes):
     return future
 
 
-async def send_dead_letter(message, reason: str, error: BaseException, stage: str):
+async def send_dead_letter(message, reason: str, error: BaseException, stage: str,
+                           original: tuple[bytes | None, bytes | None] | None = None):
+    """Dead-letter `message` (its source position) with its key and value, or with `original`
+    (key, value) when the input is one part of it (an article of a funnel batch)."""
+    original_key, original_value = original or (message.key, message.value)
     metrics.DEAD_LETTERS.labels(reason, stage).inc()
     log.warning("dead letter: reason=%s stage=%s source=%s/%d/%d error=%s: %s", reason, stage,
                 message.topic, message.partition, message.offset, type(error).__name__, str(error)[:200])
     key = dead_letter_key(message.topic, message.partition, message.offset)
-    letter = dead_letter(key=message.key, value=message.value, reason=reason, error=error, stage=stage,
+    letter = dead_letter(key=original_key, value=original_value, reason=reason, error=error, stage=stage,
                          topic=message.topic, partition=message.partition, offset=message.offset,
                          timestamp=message.timestamp, failed_at=utc_now_iso())
     try:
@@ -176,7 +178,7 @@ async def send_dead_letter(message, reason: str, error: BaseException, stage: st
     except MessageSizeTooLargeError:
         # Cannot happen within the topics' size limits; if it does, keep the letter (reason and
         # source offset: the original is still on the input topic) rather than lose the input.
-        size = len(message.value or b"")
+        size = len(original_value or b"")
         letter.update(original_value=None,
                       message=f"original value ({size} bytes) too large for the DLQ; it is at the "
                               f"source offset. {letter['message']}"[:2000])
@@ -278,11 +280,14 @@ async def forget_positions(app, revoked, **kwargs) -> None:  # noqa: ARG001
     app.forget_positions()
 
 
-async def skip_repeat(stream, event) -> None:
-    """The same record handed over twice without a seek in between: already processed, skip it."""
-    message = event.message
+def log_repeat(message) -> None:
+    """The same record handed over twice without a seek in between: already processed."""
     log.info("skipping a repeat delivery of %s/%d/%d (already processed)", message.topic, message.partition,
              message.offset)
+
+
+async def skip_repeat(stream, event) -> None:
+    log_repeat(event.message)
     await stream.ack(event)
 
 
@@ -359,8 +364,7 @@ async def analyse_articles(stream):
         async with app.event_boundary_lock:
             try:
                 if app.is_repeat(message):
-                    log.info("skipping a repeat delivery of %s/%d/%d (already processed)", message.topic,
-                             message.partition, message.offset)
+                    log_repeat(message)  # acked with the batch, in order
                     analysed = None
                 else:
                     analysed = await analyse_one(message)
@@ -379,10 +383,12 @@ if settings.funnel_batch_linger_s:
     @app.timer(settings.funnel_batch_linger_s)
     async def flush_funnel_batch() -> None:
         """Send what the analyse agent has batched (it only sends full batches itself)."""
-        if not len(funnel_batch) or app.should_stop:
+        if app.should_stop:
             return
         async with app.event_boundary_lock:
-            newest = funnel_batch.events[-1].message if len(funnel_batch) else None
+            if not len(funnel_batch):
+                return
+            newest = funnel_batch.events[-1].message
             try:
                 await funnel_batch.flush()
             except Exception as exc:  # noqa: BLE001 - outputs not queued: exit before any commit
@@ -444,31 +450,19 @@ async def deduplicate_batch(message) -> None:
             futures, record = await deduplicate_one(analysed)
         except Exception as exc:  # noqa: BLE001
             # The letter carries this article (its analysed JSON) and the batch's offset.
-            item = FunnelItem(message, str(analysed.get("id", "")).encode(), orjson.dumps(analysed))
-            must_be_durable(await send_dead_letter(item, "unexpected_error", exc, "dedup"))
+            original = (str(analysed.get("id", "")).encode(), orjson.dumps(analysed))
+            must_be_durable(await send_dead_letter(message, "unexpected_error", exc, "dedup", original))
             continue
         for future in futures:
             must_be_durable(future)
         if record is not None:
             # After the outputs in the producer's queue; the changelog write for this article.
-            article_id, value = record
-            index_table[article_id.encode()] = value
+            key, value = record
+            index_table[key] = value
     for article_id in dedup_index.evict_expired():
         metrics.EVICTIONS.inc()
         index_table.pop(article_id.encode(), None)  # tombstone in the changelog
     metrics.INDEX_ARTICLES.set(len(dedup_index))
-
-
-@dataclasses.dataclass(frozen=True)
-class FunnelItem:
-    """One article of a funnel message, as the dead-letter path reads a message."""
-
-    batch: Any  # the funnel message it came in
-    key: bytes
-    value: bytes
-
-    def __getattr__(self, name: str):  # topic, partition, offset, timestamp: the batch's
-        return getattr(self.batch, name)
 
 
 async def deduplicate_one(analysed: dict):
@@ -485,7 +479,7 @@ async def deduplicate_one(analysed: dict):
         metrics.VERDICTS.labels(decided.verdict.status).inc()
         if duplicate_event is not None:
             futures.append(await send(duplicates_topic, key, duplicate_event))
-    return futures, ((analysed["id"], decided.record) if decided.record else None)
+    return futures, ((key, decided.record) if decided.record else None)
 
 
 @app.task

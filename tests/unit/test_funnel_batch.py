@@ -23,6 +23,16 @@ class Message:
     tp: TP
     offset: int
     key: bytes
+    value: bytes = b""
+    timestamp: float = 0.0
+
+    @property
+    def topic(self) -> str:
+        return self.tp.topic
+
+    @property
+    def partition(self) -> int:
+        return self.tp.partition
 
 
 @dataclass
@@ -95,3 +105,16 @@ def test_full_at_max_articles_or_when_the_next_article_would_pass_the_byte_cap()
     assert batch.full(adding=worker_app.FUNNEL_BATCH_MAX_BYTES)
     batch.add(event(0, 3), b"x")
     assert batch.full()
+
+
+def test_an_article_of_a_funnel_batch_is_dead_lettered_with_its_own_bytes_and_the_batch_offset(sent):
+    batch_message = Message(TP("articles.dedup-requests", 0), 41, b"a-0-12", b'{"articles":[...]}')
+    article = orjson.dumps({"id": "a-0-11"})
+    asyncio.run(worker_app.send_dead_letter(batch_message, "unexpected_error", ValueError("boom"), "dedup",
+                                            original=(b"a-0-11", article)))
+    ((key, value, _),) = sent
+    letter = value if isinstance(value, dict) else orjson.loads(value)
+    assert key == b"articles.dedup-requests/0/41"
+    assert letter["source"]["offset"] == 41 and letter["stage"] == "dedup"
+    assert letter["original_key"] == {"encoding": "utf-8", "data": "a-0-11"}
+    assert letter["original_value"] == {"encoding": "utf-8", "data": article.decode()}
