@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", default="1,2", help="worker process counts for e2e (default 1,2)")
     p.add_argument("--latency-seconds", type=float, help="duration of each latency run (default 20, quick 8)")
     p.add_argument("--load", type=float, default=0.5, help="latency offered load, share of sustained (0.5)")
+    p.add_argument("--latency-rate", type=float, default=None,
+                   help="latency offered load in articles/s instead of --load (for A/B runs at one rate)")
     p.add_argument("--dedup-sizes", help="comma-separated index sizes (default 10000,100000,1000000; "
                                          "quick 10000,100000)")
     p.add_argument("--recovery-articles", type=int, help="changelog records to rebuild (default 100000, quick 20000)")
@@ -176,11 +178,11 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
                     entry["cold_start"] = kafka_bench.warm(sc, corpus_mod.generate(40, seed=seed + 500 + n), log=log)
                     entry["throughput"] = kafka_bench.throughput(
                         sc, corpus[:args.e2e_articles], log=log, profile_dir=None if args.no_spy else run_dir)
-                    rate = args.load * entry["throughput"]["sustained_articles_per_s"]
+                    rate = args.latency_rate or args.load * entry["throughput"]["sustained_articles_per_s"]
                     count = max(50, int(rate * args.latency_seconds))
                     fresh = corpus_mod.generate(count, seed=seed + 1000 + n)
                     entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log)
-                    entry["latency"]["load_share_of_sustained"] = args.load
+                    entry["latency"]["load_share_of_sustained"] = None if args.latency_rate else args.load
                     entry["logs"] = [util.rel(w.log_path) for w in sc.workers]
                 finally:
                     sc.stop()
@@ -195,7 +197,7 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
                     entry = {"env": env, "start": sc.start()}
                     entry["cold_start"] = kafka_bench.warm(sc, corpus_mod.generate(40, seed=seed + 600 + n), log=log)
                     entry["throughput"] = kafka_bench.throughput(sc, corpus[:args.e2e_articles], log=log)
-                    rate = args.load * entry["throughput"]["sustained_articles_per_s"]
+                    rate = args.latency_rate or args.load * entry["throughput"]["sustained_articles_per_s"]
                     fresh = corpus_mod.generate(max(50, int(rate * args.latency_seconds)), seed=seed + 2000 + n)
                     entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log)
                 finally:

@@ -39,6 +39,7 @@ Run with `faust -A worker.app worker -l info` or `ingest worker`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -100,6 +101,9 @@ app = IngestApp(
     web_bind="0.0.0.0",
     version=1,
 )
+
+app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+app.fetch_min_bytes = settings.consumer_fetch_min_bytes
 
 raw_topic = app.topic(settings.topic(topics.RAW.base_name), key_type=bytes, value_type=bytes)
 dedup_requests_topic = app.topic(settings.topic(topics.DEDUP_REQUESTS.base_name), key_type=bytes,
@@ -379,20 +383,28 @@ async def analyse_articles(stream):
         progress.mark(message.tp)
 
 
-if settings.funnel_batch_linger_s:
-    @app.timer(settings.funnel_batch_linger_s)
-    async def flush_funnel_batch() -> None:
-        """Send what the analyse agent has batched (it only sends full batches itself)."""
-        if app.should_stop:
+async def flush_funnel_batch() -> None:
+    """Send what the analyse agent has batched (it only sends full batches itself)."""
+    async with app.event_boundary_lock:
+        if not len(funnel_batch):
             return
-        async with app.event_boundary_lock:
-            if not len(funnel_batch):
+        newest = funnel_batch.events[-1].message
+        try:
+            await funnel_batch.flush()
+        except Exception as exc:  # noqa: BLE001 - outputs not queued: exit before any commit
+            give_up(newest, exc)
+
+
+if settings.funnel_batch_linger_s:
+    # A plain loop, not @app.timer: mode's Timer logs a warning on every tick that takes longer
+    # than its interval, and under load waiting for the lock alone often does (5 ms).
+    @app.task
+    async def flush_funnel_batch_every_linger() -> None:
+        while True:
+            await asyncio.sleep(settings.funnel_batch_linger_s)
+            if app.should_stop:
                 return
-            newest = funnel_batch.events[-1].message
-            try:
-                await funnel_batch.flush()
-            except Exception as exc:  # noqa: BLE001 - outputs not queued: exit before any commit
-                give_up(newest, exc)
+            await flush_funnel_batch()
 
 
 async def analyse_one(message) -> bytes | None:

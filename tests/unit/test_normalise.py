@@ -1,7 +1,11 @@
+import re
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from worker.sources import parse_txt
-from worker.stages.normalise import normalise, source_trailer
+from worker.stages.normalise import _drop_repeated_blocks, _fold_spaces, normalise, source_trailer
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
@@ -47,3 +51,60 @@ def test_whitespace_and_boilerplate_variants_normalise_equal():
 def test_source_trailer():
     assert source_trailer("text\nOriginal Source: www.rfa.org\nPost Comment") == "www.rfa.org"
     assert source_trailer("no trailer here") is None
+
+
+# --- The shortcuts in _drop_repeated_blocks / _fold_spaces give the plain definitions' answers --
+
+def _drop_repeated_blocks_plain(paragraphs: list[str]) -> list[str]:
+    """The definition: casefold and compact every paragraph, compare each with all."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for p in paragraphs:
+        key = p.casefold()
+        if key in seen and len(p.split()) >= 3:
+            continue
+        seen.add(key)
+        out.append(p)
+    compact = [p.replace(" ", "") for p in out]
+
+    def flattened(i: int) -> bool:
+        target = compact[i]
+        if len(target) < 100:
+            return False
+        for j in range(len(compact)):
+            if j == i or not target.startswith(compact[j]):
+                continue
+            joined, k = compact[j], j + 1
+            while len(joined) < len(target) and k < len(compact) and k != i:
+                joined += compact[k]
+                k += 1
+            if joined == target and k - j >= 2:
+                return True
+        return False
+
+    return [p for i, p in enumerate(out) if not flattened(i)]
+
+
+_WORDS = st.sampled_from(["Straße", "STRASSE", "strasse", "ﬁre", "FIRE", "the", "The", "a", "news",
+                          "Σίσυφος", "ΣΊΣΥΦΟΣ", "x" * 30, "y" * 55, "İstanbul", "i̇stanbul"])
+_PARAGRAPH = st.lists(_WORDS, min_size=1, max_size=8).map(" ".join)
+
+
+@given(st.lists(_PARAGRAPH, max_size=8), st.data())
+@settings(max_examples=400, deadline=None)
+def test_repeated_and_flattened_blocks_match_the_plain_definition(paragraphs, data) -> None:
+    # add a flattened block (some consecutive paragraphs run together) now and then
+    if len(paragraphs) >= 2 and data.draw(st.booleans()):
+        a = data.draw(st.integers(0, len(paragraphs) - 2))
+        b = data.draw(st.integers(a + 2, len(paragraphs)))
+        block = " ".join(paragraphs[a:b]).replace(" ", data.draw(st.sampled_from(["", " "])))
+        paragraphs.insert(data.draw(st.integers(0, a)), block)
+    kept, removed = _drop_repeated_blocks(paragraphs)
+    assert kept == _drop_repeated_blocks_plain(paragraphs)
+    assert removed == len(paragraphs) - len(kept)
+
+
+@given(st.text(alphabet=" \t\u00a0\u2003\u3000a\nb", max_size=60))
+def test_fold_spaces_matches_the_regex_definition(text) -> None:
+    spaces = "[\t\u00a0\u202f\u205f\u3000\u2000-\u200b ]"
+    assert _fold_spaces(text) == re.sub(f"{spaces}+", " ", text)

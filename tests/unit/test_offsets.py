@@ -38,3 +38,27 @@ def test_offsets_never_delivered_are_skipped():
 
 def test_nothing_acked_nothing_to_commit():
     assert new_offset(consumer(100, [])) is None
+
+
+def test_the_consumer_thread_uses_the_configured_fetch_wait(monkeypatch):
+    """faust builds its aiokafka consumer with fetch_max_wait_ms=1500; IngestConsumerThread
+    replaces it (and fetch_min_bytes) with the app's settings before the consumer starts."""
+    import asyncio
+
+    from worker import app as worker_app
+    from worker.faust_support import IngestConsumerThread
+
+    monkeypatch.setattr(worker_app.app, "fetch_max_wait_ms", 35)
+    monkeypatch.setattr(worker_app.app, "fetch_min_bytes", 4096)
+
+    async def build():
+        thread = worker_app.app.consumer._thread
+        consumer = thread._create_worker_consumer(worker_app.app.transport)
+        try:
+            return type(thread), consumer._fetch_max_wait_ms, consumer._fetch_min_bytes
+        finally:
+            await consumer.stop()  # never started: only releases the client
+
+    thread_type, wait_ms, min_bytes = asyncio.run(build())
+    assert thread_type is IngestConsumerThread
+    assert (wait_ms, min_bytes) == (35, 4096)

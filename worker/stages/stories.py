@@ -381,15 +381,25 @@ class _Story:
     posted: set[str] = field(default_factory=set)  # features this story is listed under
 
 
-class _Memo(dict):
-    """A dict that fills itself from `compute` on a miss (a hit is one C-level lookup)."""
+class _IdfTable(dict):
+    """idf[f] = 1 + ln((n + 1) / (df(f) + 1)) over the last n articles, computed on a miss and
+    kept (a hit is one C-level lookup). The owner drops f when df(f) changes; every entry goes
+    when n changes, i.e. while the window is still filling, or when it outgrows max_entries
+    (features of expired stories, never looked up again)."""
 
-    def __init__(self, compute) -> None:
+    def __init__(self, df: dict[str, int], max_entries: int) -> None:
         super().__init__()
-        self._compute = compute
+        self._df_get = df.get
+        self._n = 0
+        self._max_entries = max_entries
 
-    def __missing__(self, key: str) -> float:
-        value = self[key] = self._compute(key)
+    def set_articles(self, n: int) -> None:
+        if n != self._n or len(self) > self._max_entries:
+            self._n = n
+            self.clear()
+
+    def __missing__(self, feature: str) -> float:
+        value = self[feature] = 1.0 + math.log((self._n + 1) / (self._df_get(feature, 0) + 1))
         return value
 
 
@@ -417,6 +427,7 @@ class StoryIndex:
         self._records: dict[str, StoryRecord] = {}  # in decision order (snapshots replay it)
         self._df: dict[str, int] = {}
         self._recent: deque[tuple[str, ...]] = deque()  # feature keys of the last idf_window articles
+        self._idf = _IdfTable(self._df, max_entries=4 * idf_window)
         self._story_expiry: list[tuple[float, str]] = []  # heap of (story last time, story id)
         self._record_expiry: list[tuple[float, str]] = []  # heap of (event time, article id)
 
@@ -499,9 +510,11 @@ class StoryIndex:
 
     def _count(self, features: Mapping[str, float]) -> None:
         keys = tuple(features)
+        idf = self._idf
         self._recent.append(keys)
         for f in keys:
             self._df[f] = self._df.get(f, 0) + 1
+            idf.pop(f, None)
         if len(self._recent) > self.idf_window:
             for f in self._recent.popleft():
                 n = self._df[f] - 1
@@ -509,17 +522,15 @@ class StoryIndex:
                     self._df[f] = n
                 else:
                     del self._df[f]
-
-    def _idf(self, feature: str) -> float:
-        n = len(self._recent)
-        return 1.0 + math.log((n + 1) / (self._df.get(feature, 0) + 1))
+                idf.pop(f, None)
+        idf.set_articles(len(self._recent))
 
     def _active(self, story: _Story, event_time: float) -> bool:
         return (story.last_time >= event_time - self.window_s
                 and story.first_time <= event_time + self.window_s)
 
     def _best_story(self, features: Mapping[str, float], event_time: float) -> tuple[str | None, float, str | None]:
-        idf = _Memo(self._idf)  # idf[f], computed once per feature per call
+        idf = self._idf  # idf[f]: a hit is one C-level dict lookup
         weighted = {f: w * idf[f] for f, w in features.items()}
         weighted_get = weighted.get  # the loops below are the funnel's hottest code: locals only
         bound: dict[str, float] = {}
