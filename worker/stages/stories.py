@@ -627,6 +627,8 @@ class StoryIndex:
             if post is None:
                 post = self._postings[f] = deque()
             if f in story.posted:
+                if post[-1] == story.story_id:
+                    continue  # already the most recent (about half the time)
                 try:
                     post.remove(story.story_id)  # move to the most recent end
                 except ValueError:
