@@ -171,6 +171,20 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
 
         def e2e() -> dict:
             out: dict = {"worker_env": args.worker_env}
+            if not args.quick:
+                # A fresh broker's JVM is slow on the workers' request mix (idempotent producers,
+                # changelog writes, many small fetches) for its first minute: the first end-to-end
+                # run on it measured 730/s, the next ones 942-963/s (BENCHMARKS.md). One untimed
+                # run first, so the measured runs and the A/B all meet a warm broker.
+                n = max(args.workers)
+                log(f"  -- broker warm-up: {n} worker process(es), {args.e2e_articles:,} articles (not measured)")
+                sc = kafka_bench.Scenario(bootstrap, broker_pid, n, run_dir, env=args.worker_env)
+                try:
+                    sc.start()
+                    kafka_bench.warm(sc, corpus_mod.generate(40, seed=seed + 400 + n), log=log)
+                    out["broker_warm_up"] = kafka_bench.throughput(sc, corpus[:args.e2e_articles], log=log)
+                finally:
+                    sc.stop()
             for n in args.workers:
                 log(f"  -- {n} worker process(es)")
                 sc = kafka_bench.Scenario(bootstrap, broker_pid, n, run_dir, env=args.worker_env)

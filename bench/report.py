@@ -43,7 +43,8 @@ def table(r: dict) -> str:
     if r.get("e2e"):
         lines += [f"Worker settings: {'defaults' if not env else ', '.join(f'{k}={v}' for k, v in env.items())}; "
                   f"end-to-end throughput over {next((e['throughput']['articles'] for k, e in r['e2e'].items() if k.endswith('_workers')), '?'):,} "
-                  f"articles seeded at full speed after a 40-article warm-up.", ""]
+                  f"articles seeded at full speed after a 40-article warm-up"
+                  f"{', on a broker warmed by one untimed run' if r['e2e'].get('broker_warm_up') else ''}.", ""]
     lines += ["| measure | result | target |", "|---|---|---|"]
     comp = r.get("compute")
     if comp:
