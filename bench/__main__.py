@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--load", type=float, default=0.5, help="latency offered load, share of sustained (0.5)")
     p.add_argument("--latency-rate", type=float, default=None,
                    help="latency offered load in articles/s instead of --load (for A/B runs at one rate)")
+    p.add_argument("--latency-burst", type=int, default=0,
+                   help="send this many extra articles at once before the paced ones (a backlog to drain)")
     p.add_argument("--dedup-sizes", help="comma-separated index sizes (default 10000,100000,1000000; "
                                          "quick 10000,100000)")
     p.add_argument("--recovery-articles", type=int, help="changelog records to rebuild (default 100000, quick 20000)")
@@ -194,9 +196,9 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
                     entry["throughput"] = kafka_bench.throughput(
                         sc, corpus[:args.e2e_articles], log=log, profile_dir=None if args.no_spy else run_dir)
                     rate = args.latency_rate or args.load * entry["throughput"]["sustained_articles_per_s"]
-                    count = max(50, int(rate * args.latency_seconds))
+                    count = max(50, int(rate * args.latency_seconds)) + args.latency_burst
                     fresh = corpus_mod.generate(count, seed=seed + 1000 + n)
-                    entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log)
+                    entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log, burst=args.latency_burst)
                     entry["latency"]["load_share_of_sustained"] = None if args.latency_rate else args.load
                     entry["logs"] = [util.rel(w.log_path) for w in sc.workers]
                 finally:

@@ -505,16 +505,17 @@ class Scenario:
 
 
 async def _produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]], rate: float,
-                   sent_at: dict[bytes, float]) -> float:
-    """Send `items` at `rate`/s (0 = full speed); record the send time of each key."""
+                   sent_at: dict[bytes, float], burst: int = 0) -> float:
+    """Send `items` at `rate`/s (0 = full speed), the first `burst` of them at once; record the
+    send time of each key."""
     prod = producer(bootstrap, linger_ms=0 if rate else 5)
     await prod.start()
     try:
         t0 = time.monotonic()
         futures = []
         for i, (key, value) in enumerate(items):
-            if rate:
-                delay = t0 + i / rate - time.monotonic()
+            if rate and i >= burst:
+                delay = t0 + (i - burst) / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
             sent_at[key] = time.monotonic()
@@ -638,10 +639,11 @@ def throughput(sc: Scenario, corpus, log=print, profile_dir: Path | None = None)
     return result
 
 
-def latency(sc: Scenario, corpus, rate: float, log=print) -> dict:
-    """Offered load at `rate`/s; latency per article from the producer's send() to the enriched
-    message's arrival at a consumer, and split at the hand-over topic (articles.dedup-requests):
-    hop 1 = analyse agent, hop 2 = dedup agent."""
+def latency(sc: Scenario, corpus, rate: float, log=print, burst: int = 0) -> dict:
+    """Offered load at `rate`/s (after `burst` articles sent at once: does a backlog drain?);
+    latency per article from the producer's send() to the enriched message's arrival at a
+    consumer, and split at the hand-over topic (articles.dedup-requests): hop 1 = analyse agent,
+    hop 2 = dedup agent."""
     names = sc.names
     items = [(a.id.encode(), a.to_bytes()) for a in corpus]
     keys = {k for k, _ in items}
@@ -653,7 +655,7 @@ def latency(sc: Scenario, corpus, rate: float, log=print) -> dict:
     cpu = CpuWatch(sc.pids())
     logs0 = [len(w.log_text()) for w in sc.workers]
     sent_at: dict[bytes, float] = {}
-    produce_s = asyncio.run(_produce(sc.bootstrap, names.topic("articles.raw"), items, rate, sent_at))
+    produce_s = asyncio.run(_produce(sc.bootstrap, names.topic("articles.raw"), items, rate, sent_at, burst))
     ok = watcher.wait_for(keys, timeout=120)
     cpu_used = cpu.stop()
     watcher.stop()
@@ -671,6 +673,7 @@ def latency(sc: Scenario, corpus, rate: float, log=print) -> dict:
     stats = util.percentiles(lat_ms, (50, 95, 99))
     result = {
         "offered_articles_per_s": round(rate, 1),
+        "burst_first": burst,
         "achieved_send_rate": round(len(items) / produce_s, 1),
         "articles": len(items),
         "seconds": round(produce_s, 1),
