@@ -56,7 +56,7 @@ def test_source_trailer():
 # --- The shortcuts in _drop_repeated_blocks / _fold_spaces give the plain definitions' answers --
 
 def _drop_repeated_blocks_plain(paragraphs: list[str]) -> list[str]:
-    """The definition: casefold and compact every paragraph, compare each with all."""
+    """The definition: casefold and compact every paragraph, try every run of paragraphs."""
     seen: set[str] = set()
     out: list[str] = []
     for p in paragraphs:
@@ -68,19 +68,10 @@ def _drop_repeated_blocks_plain(paragraphs: list[str]) -> list[str]:
     compact = [p.replace(" ", "") for p in out]
 
     def flattened(i: int) -> bool:
-        target = compact[i]
-        if len(target) < 100:
-            return False
-        for j in range(len(compact)):
-            if j == i or not target.startswith(compact[j]):
-                continue
-            joined, k = compact[j], j + 1
-            while len(joined) < len(target) and k < len(compact) and k != i:
-                joined += compact[k]
-                k += 1
-            if joined == target and k - j >= 2:
-                return True
-        return False
+        # two or more consecutive other paragraphs, run together, are paragraph i (100+ chars)
+        runs = ((j, k) for j in range(len(compact)) for k in range(j + 2, len(compact) + 1)
+                if not j <= i < k)
+        return len(compact[i]) >= 100 and any("".join(compact[j:k]) == compact[i] for j, k in runs)
 
     return [p for i, p in enumerate(out) if not flattened(i)]
 
