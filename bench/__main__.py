@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # profiles of a full run go next to latest.json; a quick run's stay out of the repository
     profile_dir = util.ROOT / ".cache" / "bench" / "quick" if args.quick else util.RESULTS
-    part("compute", lambda: compute.run(corpus, profile_dir, log=log))
+    part("compute", lambda: compute.run(corpus, profile_dir, log=log, passes=1 if args.quick else 3))
     part("dedup", lambda: dedup_scaling.run(args.dedup_sizes, log=log))
 
     if {"transport", "e2e", "recovery"} & set(args.parts):

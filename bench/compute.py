@@ -234,23 +234,33 @@ def profile(stages: list[str], corpus, raw, out_dir: Path, limit: int = 3000) ->
             "top": {s: util.profile_top(out_dir / f"profile-{s}.txt") for s in stages}}
 
 
-def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print) -> dict:
+def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print, passes: int = 3) -> dict:
     raw = [(a.id.encode(), a.to_bytes()) for a in corpus]
     warm = warm_up()
     log(f"  warm-up: {warm}")
     run_path(raw[:200])  # first-call effects out of the figures
-    t0 = time.perf_counter()
-    cols = run_path(raw)
-    wall = time.perf_counter() - t0
     sizes = np.array([a.size for a in corpus])
     kinds = np.array([a.kind for a in corpus])
     langs = np.array([a.lang for a in corpus])
     four_kb = (sizes >= 3584) & (sizes <= 4608) & (kinds == "original")
+    # The shared host's speed drifts by ~10 % within minutes: several passes over the corpus
+    # (each with a fresh funnel), the median pass reported, every pass kept.
+    runs = []
+    for _ in range(max(1, passes)):
+        t0 = time.perf_counter()
+        cols = run_path(raw)
+        runs.append((_summary(cols)["articles_per_s_per_core"], time.perf_counter() - t0, cols))
+    by_speed = sorted(runs, key=lambda r: r[0])
+    _, wall, cols = by_speed[len(by_speed) // 2]
+    pass_figures = [{"articles_per_s_per_core": r[0],
+                     "articles_per_s_per_core_4kb": _summary(r[2], four_kb)["articles_per_s_per_core"]}
+                    for r in runs]
     pipeline = _imports()
     result = {
         "funnel_decide": ("dedup + story clustering (ArticleIndex.decide + evict_expired)"
                           if hasattr(pipeline, "ArticleIndex") else "dedup (DedupIndex.decide + evict_expired)"),
         "all": _summary(cols),
+        "passes": pass_figures,  # in run order; "all" and the rest are the median pass
         "wall_seconds": round(wall, 2),
         "warm_up_s": warm,
         "by_size": {
@@ -283,8 +293,8 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print)
     }
     stage_means = {k: a["us_per_article"][k] for k in ("normalise", "language", "hashing", "entities", "stories", "dedup")}
     hottest = max(stage_means, key=stage_means.get)
-    log(f"  {a['articles']} articles: {a['total_us']['mean']} µs/article → {per_core}/s per core; "
-        f"hottest stage {hottest} ({stage_means[hottest]} µs)")
+    log(f"  {a['articles']} articles: {a['total_us']['mean']} µs/article → {per_core}/s per core (median of "
+        f"{[p['articles_per_s_per_core'] for p in pass_figures]}); hottest stage {hottest} ({stage_means[hottest]} µs)")
     n = parallel_processes or cores
     if n > 1:
         log(f"  {n} processes at once …")
