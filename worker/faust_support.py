@@ -309,10 +309,14 @@ class IngestConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
-        # faust passes fetch_max_wait_ms=1500 to the constructor; aiokafka hands this attribute
-        # to its Fetcher in start(), which has not run yet.
-        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
-        consumer._fetch_min_bytes = getattr(self.app, "fetch_min_bytes", 1)
+        # faust passes fetch_max_wait_ms=1500 to the constructor; aiokafka hands these attributes
+        # to its Fetcher in start(), which has not run yet. Loud if a new aiokafka renames them.
+        for name, value in (("_fetch_max_wait_ms", getattr(self.app, "fetch_max_wait_ms", 1500)),
+                            ("_fetch_min_bytes", getattr(self.app, "fetch_min_bytes", 1))):
+            if not hasattr(consumer, name):
+                raise RuntimeError(f"aiokafka's AIOKafkaConsumer has no {name}: IngestConsumerThread "
+                                   "needs updating for this aiokafka version")
+            setattr(consumer, name, value)
         return consumer
 
 
