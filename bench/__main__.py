@@ -185,6 +185,9 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
                     sc.start()
                     kafka_bench.warm(sc, corpus_mod.generate(40, seed=seed + 400 + n), log=log)
                     out["broker_warm_up"] = kafka_bench.throughput(sc, corpus[:args.e2e_articles], log=log)
+                except Exception as exc:  # noqa: BLE001 - the measured runs go on without it
+                    log(f"  broker warm-up failed ({exc!r}); measuring on a cold broker")
+                    out["broker_warm_up"] = {"error": repr(exc)}
                 finally:
                     sc.stop()
             for n in args.workers:
@@ -218,8 +221,9 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
                     main_latency = out.get(f"{n}_workers", {}).get("latency", {})
                     rate = args.latency_rate or main_latency.get("offered_articles_per_s") or \
                         args.load * entry["throughput"]["sustained_articles_per_s"]
-                    fresh = corpus_mod.generate(max(50, int(rate * args.latency_seconds)), seed=seed + 2000 + n)
-                    entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log)
+                    count = max(50, int(rate * args.latency_seconds)) + args.latency_burst
+                    fresh = corpus_mod.generate(count, seed=seed + 2000 + n)
+                    entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log, burst=args.latency_burst)
                 finally:
                     sc.stop()
                 out["ab_tuned"] = {"workers": n, **entry}

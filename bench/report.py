@@ -53,7 +53,7 @@ def table(r: dict) -> str:
         lines.append(f"| compute limit, all stages in-process, 1 core | {_f(lim['articles_per_s_per_core'])} articles/s "
                      f"({_f(comp['all']['total_us']['mean'])} µs/article) | |")
         passes = comp.get("passes") or []
-        each = (f" (median pass of {len(passes)}; passes: "
+        each = (f" (median of {len(passes)} passes: "
                 f"{', '.join(_f(p['articles_per_s_per_core_4kb']) for p in passes)})") if len(passes) > 1 else ""
         lines.append(f"| same, 4 KB articles (3.5–4.5 KB) | {_f(lim['articles_per_s_per_core_4kb'])} articles/s per core{each} "
                      f"| ≥ 1,000: {_ok(t.get('stages_>=1000_per_core_4kb'))} |")

@@ -95,6 +95,13 @@ def test_repeated_and_flattened_blocks_match_the_plain_definition(paragraphs, da
     assert removed == len(paragraphs) - len(kept)
 
 
+def test_flattened_block_found_behind_a_run_of_spaces() -> None:
+    # normalise() never leaves two spaces in a row; called directly, the head must still be right
+    parts = ["a    " * 15 + "x" * 100, "y" * 60]
+    block = "".join(p.replace(" ", "") for p in parts)
+    assert _drop_repeated_blocks([block, *parts]) == (_drop_repeated_blocks_plain([block, *parts]), 1)
+
+
 @given(st.text(alphabet=" \t\u00a0\u2003\u3000a\nb", max_size=60))
 def test_fold_spaces_matches_the_regex_definition(text) -> None:
     spaces = "[\t\u00a0\u202f\u205f\u3000\u2000-\u200b ]"

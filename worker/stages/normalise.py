@@ -115,8 +115,9 @@ def _drop_repeated_blocks(paragraphs: list[str]) -> tuple[list[str], int]:
         out.append(p)
 
     # A flattened block starts with the paragraph that comes first in it. Heads without spaces
-    # (a paragraph has no two spaces in a row here, so 3 x _HEAD characters are enough):
-    heads = [p[:3 * _HEAD].replace(" ", "")[:_HEAD] for p in out]
+    # (after normalise's folding no two spaces are adjacent, so 3 x _HEAD characters are enough;
+    # the whole paragraph is compacted for any other input):
+    heads = [_compact_head(p) for p in out]
     by_head: dict[str, list[int]] = {}
     short: list[int] = []  # paragraphs shorter than a head: their head is all of them
     for j, head in enumerate(heads):
@@ -136,6 +137,14 @@ def _drop_repeated_blocks(paragraphs: list[str]) -> tuple[list[str], int]:
                     continue
         result.append(p)
     return result, len(paragraphs) - len(result)
+
+
+def _compact_head(paragraph: str) -> str:
+    """paragraph.replace(" ", "")[:_HEAD], usually without compacting the whole paragraph."""
+    head = paragraph[:3 * _HEAD].replace(" ", "")[:_HEAD]
+    if len(head) < _HEAD and len(paragraph) > 3 * _HEAD:
+        head = paragraph.replace(" ", "")[:_HEAD]
+    return head
 
 
 _HEAD = 24
