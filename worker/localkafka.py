@@ -208,6 +208,16 @@ def _java(libs: Path, *args: str, heap: str = "512m") -> list[str]:
             "-cp", f"{libs}/*", *args]
 
 
+def _new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes), never starting
+    with "-": kafka-storage would read such an id as an option (Kafka's Uuid.randomUuid skips
+    them too). One in 64 random ids does; it failed a CI run's SASL broker."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def start(name: str = "default", port: int | None = None, *, sasl_users: list[SaslUser] | None = None,
           timeout: float = 90.0, fresh: bool = False) -> LocalBroker:
     """Start the named broker (or return it if it is already running).
@@ -235,7 +245,7 @@ def start(name: str = "default", port: int | None = None, *, sasl_users: list[Sa
     log4j.write_text(_LOG4J2)
 
     if first_start:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _new_cluster_id()
         fmt = ["format", "-t", cluster_id, "-c", str(config), "--ignore-formatted"]
         for user in sasl_users or []:
             # SCRAM credentials must exist before the broker serves them; KRaft stores them
