@@ -397,13 +397,15 @@ async def flush_funnel_batch() -> None:
 
 if settings.funnel_batch_linger_s:
     # A plain loop, not @app.timer: mode's Timer logs a warning on every tick that takes longer
-    # than its interval, and under load waiting for the lock alone often does (5 ms).
+    # than its interval (under load, waiting for the lock alone often does), and it stops with
+    # the app's first stop signal. This loop runs until faust cancels the app's tasks, which is
+    # after it has waited for every taken event to be acked (App.on_stop → wait_empty): the
+    # events of the last batch are acked only once it is flushed, and a stop that checked
+    # app.should_stop here hung until the shutdown deadline (exit 75) when a batch was pending.
     @app.task
     async def flush_funnel_batch_every_linger() -> None:
         while True:
             await asyncio.sleep(settings.funnel_batch_linger_s)
-            if app.should_stop:
-                return
             await flush_funnel_batch()
 
 
