@@ -28,10 +28,9 @@ import orjson
 from bench import util
 
 ALL_PARTS = ("compute", "dedup", "transport", "e2e", "recovery")
-# The A/B run: the worker with faust's own fetch settings (the broker may hold a fetch 1,500 ms,
-# answering at the first byte) against the defaults (20 ms, 32 KiB): what they buy, measured in
-# the same run and at the same offered load (worker/config.py, worker/faust_support.py
-# IngestConsumerThread).
+# The A/B run: the worker with faust's own fetch wait (the broker may hold a fetch 1,500 ms)
+# against the default 20 ms: what it buys, measured in the same run and at the same offered load
+# (worker/config.py, worker/faust_support.py IngestConsumerThread).
 AB_ENV = {"CONSUMER_FETCH_MAX_WAIT_MS": "1500", "CONSUMER_FETCH_MIN_BYTES": "1"}
 
 

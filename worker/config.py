@@ -29,11 +29,12 @@ class Settings(BaseSettings):
     producer_max_batch_size: int = 1024 * 1024
     # How long the broker may hold a fetch, and how much data answers it at once. faust fixes the
     # wait at 1,500 ms, and a fetch holding only idle partitions then stalls the busy ones for
-    # that long (worker/faust_support.py IngestConsumerThread). 32 KiB: at moderate load a fetch
-    # brings several articles instead of one (~15 % less worker CPU per article at 430/s).
-    # Measured in BENCHMARKS.md ("Fetch stalls").
+    # that long (worker/faust_support.py IngestConsumerThread). A minimum of 32 KiB took 15-18 %
+    # off the worker CPU per article at 430/s, but the rebalance test's promoted standby hung in
+    # recovery in 2 of 13 runs with it (0 of 12 with 1 B): aiokafka's 1 B stays the default
+    # until that is understood. Measured in BENCHMARKS.md ("Fetch stalls").
     consumer_fetch_max_wait_ms: int = Field(20, ge=0, le=1500)
-    consumer_fetch_min_bytes: int = Field(32 * 1024, ge=1)
+    consumer_fetch_min_bytes: int = Field(1, ge=1)
     # Seconds the producer waits to fill a batch. faust's 0 kept: 5 ms measured +9 % throughput
     # but p99 latency over 100 ms at half load (BENCHMARKS.md, the A/B row).
     producer_linger: float = Field(0.0, ge=0)
