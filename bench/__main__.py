@@ -170,6 +170,11 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
         payloads = [(a.id.encode(), a.to_bytes()) for a in corpus]
         part("transport", lambda: kafka_bench.transport(bootstrap, payloads, log=log))
 
+        def latency_run(sc, rate: float, seed_offset: int) -> dict:
+            count = max(50, int(rate * args.latency_seconds)) + args.latency_burst
+            fresh = corpus_mod.generate(count, seed=seed + seed_offset)  # articles no run has seen
+            return kafka_bench.latency(sc, fresh, rate, log=log, burst=args.latency_burst)
+
         def e2e() -> dict:
             out: dict = {"worker_env": args.worker_env}
             if not args.quick:
@@ -198,9 +203,7 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
                     entry["throughput"] = kafka_bench.throughput(
                         sc, corpus[:args.e2e_articles], log=log, profile_dir=None if args.no_spy else run_dir)
                     rate = args.latency_rate or args.load * entry["throughput"]["sustained_articles_per_s"]
-                    count = max(50, int(rate * args.latency_seconds)) + args.latency_burst
-                    fresh = corpus_mod.generate(count, seed=seed + 1000 + n)
-                    entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log, burst=args.latency_burst)
+                    entry["latency"] = latency_run(sc, rate, 1000 + n)
                     entry["latency"]["load_share_of_sustained"] = None if args.latency_rate else args.load
                     entry["logs"] = [util.rel(w.log_path) for w in sc.workers]
                 finally:
@@ -220,9 +223,7 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
                     main_latency = out.get(f"{n}_workers", {}).get("latency", {})
                     rate = args.latency_rate or main_latency.get("offered_articles_per_s") or \
                         args.load * entry["throughput"]["sustained_articles_per_s"]
-                    count = max(50, int(rate * args.latency_seconds)) + args.latency_burst
-                    fresh = corpus_mod.generate(count, seed=seed + 2000 + n)
-                    entry["latency"] = kafka_bench.latency(sc, fresh, rate, log=log, burst=args.latency_burst)
+                    entry["latency"] = latency_run(sc, rate, 2000 + n)
                 finally:
                     sc.stop()
                 out["ab_tuned"] = {"workers": n, **entry}

@@ -305,15 +305,16 @@ class IngestConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     busy worker sends its next fetch, the partitions with data are often all still buffered, so
     the request holds only partitions that never get records (faust's __assignor-__leader, a
     table changelog it has already read), and the broker keeps it for the whole wait. Until it
-    returns, nothing new is fetched for the busy partitions: measured as ~1.5 s stalls per hop,
-    p99 latency of 1.6-3.2 s in 2 of 10 bench runs (BENCHMARKS.md)."""
+    returns, nothing new is fetched for the busy partitions, ~1.5 s per hop: a worker that falls
+    behind stays behind at half load (BENCHMARKS.md, "Fetch stalls": a 2,000-article backlog
+    never drained in 3 of 3 runs with faust's wait, and drained in 9-15 s with 20 ms)."""
 
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
         # faust passes fetch_max_wait_ms=1500 to the constructor; aiokafka hands these attributes
         # to its Fetcher in start(), which has not run yet. Loud if a new aiokafka renames them.
-        for name, value in (("_fetch_max_wait_ms", getattr(self.app, "fetch_max_wait_ms", 1500)),
-                            ("_fetch_min_bytes", getattr(self.app, "fetch_min_bytes", 1))):
+        for name, value in (("_fetch_max_wait_ms", self.app.fetch_max_wait_ms),
+                            ("_fetch_min_bytes", self.app.fetch_min_bytes)):
             if not hasattr(consumer, name):
                 raise RuntimeError(f"aiokafka's AIOKafkaConsumer has no {name}: IngestConsumerThread "
                                    "needs updating for this aiokafka version")

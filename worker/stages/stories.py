@@ -383,15 +383,32 @@ class _Story:
 
 class _IdfTable(dict):
     """idf[f] = 1 + ln((n + 1) / (df(f) + 1)) over the last n articles, computed on a miss and
-    kept (a hit is one C-level lookup). The owner drops f when df(f) changes; every entry goes
-    when n changes, i.e. while the window is still filling, or when it outgrows max_entries
-    (features of expired stories, never looked up again)."""
+    kept (a hit is one C-level lookup). It keeps the document frequencies itself, so an entry
+    goes whenever its df changes; every entry goes when n changes, i.e. while the window is still
+    filling, or when it outgrows max_entries (features of expired stories, never looked up again)."""
 
-    def __init__(self, df: dict[str, int], max_entries: int) -> None:
+    def __init__(self, max_entries: int) -> None:
         super().__init__()
-        self._df_get = df.get
+        self.df: dict[str, int] = {}  # feature -> articles in the window that have it
+        self._df_get = self.df.get
         self._n = 0
         self._max_entries = max_entries
+
+    def count(self, features: tuple[str, ...]) -> None:
+        df = self.df
+        for f in features:
+            df[f] = df.get(f, 0) + 1
+            self.pop(f, None)
+
+    def uncount(self, features: tuple[str, ...]) -> None:
+        df = self.df
+        for f in features:
+            n = df[f] - 1
+            if n:
+                df[f] = n
+            else:
+                del df[f]
+            self.pop(f, None)
 
     def set_articles(self, n: int) -> None:
         if n != self._n or len(self) > self._max_entries:
@@ -425,9 +442,9 @@ class StoryIndex:
         self._stories: dict[str, _Story] = {}
         self._postings: dict[str, deque[str]] = {}
         self._records: dict[str, StoryRecord] = {}  # in decision order (snapshots replay it)
-        self._df: dict[str, int] = {}
         self._recent: deque[tuple[str, ...]] = deque()  # feature keys of the last idf_window articles
-        self._idf = _IdfTable(self._df, max_entries=4 * idf_window)
+        self._idf = _IdfTable(max_entries=4 * idf_window)
+        self._df = self._idf.df  # document frequencies over _recent
         self._story_expiry: list[tuple[float, str]] = []  # heap of (story last time, story id)
         self._record_expiry: list[tuple[float, str]] = []  # heap of (event time, article id)
 
@@ -510,20 +527,11 @@ class StoryIndex:
 
     def _count(self, features: Mapping[str, float]) -> None:
         keys = tuple(features)
-        idf = self._idf
         self._recent.append(keys)
-        for f in keys:
-            self._df[f] = self._df.get(f, 0) + 1
-            idf.pop(f, None)
+        self._idf.count(keys)
         if len(self._recent) > self.idf_window:
-            for f in self._recent.popleft():
-                n = self._df[f] - 1
-                if n:
-                    self._df[f] = n
-                else:
-                    del self._df[f]
-                idf.pop(f, None)
-        idf.set_articles(len(self._recent))
+            self._idf.uncount(self._recent.popleft())
+        self._idf.set_articles(len(self._recent))
 
     def _active(self, story: _Story, event_time: float) -> bool:
         return (story.last_time >= event_time - self.window_s
