@@ -272,11 +272,35 @@ def test_month_day_scan_matches_the_reference_pattern(text):
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(_DATE_ALPHABET, st.sampled_from(["2024-03-27", "27.03.2024", "3月27日", "27日", "12일",
-                                                            "1er janvier", "27 de marzo", "112月", "4 5 6"])),
+                                                            "1er janvier", "27 de marzo", "112月", "4 5 6",
+                                                            "x１２", "٣٤", "12,000.5", "3万2000", "14h30",
+                                                            "16時10分", "오후 2시 55분", "1.234.567"])),
                 max_size=30).map("".join))
-def test_digit_scan_matches_finditer_for_every_date_pattern(text):
-    digits = stories._digit_positions(text)
+def test_digit_scan_matches_finditer_for_every_digit_pattern(text):
+    """Each pattern tried only where `_digit_positions` says it can start (the first digit of a
+    run) finds exactly what its finditer finds; _CJK_DATE is tried at every digit."""
+    starts = stories._digit_positions(text)
+    every = stories._all_digit_positions(text)
     for pattern in (stories._DAY_MONTH, stories._CJK_DATE, stories._CJK_DAY, stories._ISO_DATE,
-                    stories._DOT_DATE, stories._DAY_AFTER_SPACE):
+                    stories._DOT_DATE, stories._DAY_AFTER_SPACE, stories._TIME, stories._NUMBER):
+        positions = every if pattern is stories._CJK_DATE else starts
         expected = [m.span() + m.groups() for m in pattern.finditer(text)]
-        assert [m.span() + m.groups() for m in stories._finditer_at(pattern, text, digits)] == expected
+        assert [m.span() + m.groups() for m in stories._finditer_at(pattern, text, positions)] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_DATE_ALPHABET, st.sampled_from(["2024-03-27", "27.03.2024", "3月27日", "27日", "x１２",
+                                                            "12,000.5", "3万2000", "14h30", "16時10分", "2:55",
+                                                            "٣٤", "1.234.567", " 12 March"])),
+                max_size=30).map("".join))
+def test_features_are_the_same_when_every_digit_is_tried(text):
+    """Trying the digit patterns only at run starts changes no feature (after dates and times
+    are blanked out, too)."""
+    fast = stories.story_features({"country:FR": 1}, text, 1_711_500_000.0)
+    original = stories._digit_positions
+    stories._digit_positions = stories._all_digit_positions
+    try:
+        every = stories.story_features({"country:FR": 1}, text, 1_711_500_000.0)
+    finally:
+        stories._digit_positions = original
+    assert fast == every
