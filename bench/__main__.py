@@ -48,6 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="latency offered load in articles/s instead of --load (for A/B runs at one rate)")
     p.add_argument("--latency-burst", type=int, default=0,
                    help="send this many extra articles at once before the paced ones (a backlog to drain)")
+    p.add_argument("--hop-split", action="store_true",
+                   help="latency runs also read articles.dedup-requests to split latency into hop 1 (analyse) "
+                        "and hop 2 (dedup); that second consumer costs ~230 µs of CPU per article on the same "
+                        "2 cores, which the throughput run does not carry")
     p.add_argument("--dedup-sizes", help="comma-separated index sizes (default 10000,100000,1000000; "
                                          "quick 10000,100000)")
     p.add_argument("--recovery-articles", type=int, help="changelog records to rebuild (default 100000, quick 20000)")
@@ -173,7 +177,8 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
         def latency_run(sc, rate: float, seed_offset: int) -> dict:
             count = max(50, int(rate * args.latency_seconds)) + args.latency_burst
             fresh = corpus_mod.generate(count, seed=seed + seed_offset)  # articles no run has seen
-            return kafka_bench.latency(sc, fresh, rate, log=log, burst=args.latency_burst)
+            return kafka_bench.latency(sc, fresh, rate, log=log, burst=args.latency_burst,
+                                       hop_split=args.hop_split)
 
         def e2e() -> dict:
             out: dict = {"worker_env": args.worker_env}

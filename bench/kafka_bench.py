@@ -639,17 +639,20 @@ def throughput(sc: Scenario, corpus, log=print, profile_dir: Path | None = None)
     return result
 
 
-def latency(sc: Scenario, corpus, rate: float, log=print, burst: int = 0) -> dict:
+def latency(sc: Scenario, corpus, rate: float, log=print, burst: int = 0, hop_split: bool = False) -> dict:
     """Offered load at `rate`/s (after `burst` articles sent at once: does a backlog drain?);
     latency per article from the producer's send() to the enriched message's arrival at a
-    consumer, and split at the hand-over topic (articles.dedup-requests): hop 1 = analyse agent,
-    hop 2 = dedup agent."""
+    consumer. With `hop_split`, also split at the hand-over topic (articles.dedup-requests):
+    hop 1 = analyse agent, hop 2 = dedup agent. That second consumer parses every funnel batch
+    (~11 KB per article) on the same cores: off by default, so the load beside the workers is
+    the same as in the throughput run the offered rate derives from."""
     names = sc.names
     items = [(a.id.encode(), a.to_bytes()) for a in corpus]
     keys = {k for k, _ in items}
     watcher = Watcher(sc.bootstrap, names.topic("articles.enriched"), from_end=True)
     middle = Watcher(sc.bootstrap, names.topic("articles.dedup-requests"), from_end=True, batches=True)
-    for w in (watcher, middle):
+    watchers = (watcher, middle) if hop_split else (watcher,)
+    for w in watchers:
         w.start()
         w.started.wait(30)
     cpu = CpuWatch(sc.pids())
@@ -658,8 +661,8 @@ def latency(sc: Scenario, corpus, rate: float, log=print, burst: int = 0) -> dic
     produce_s = asyncio.run(_produce(sc.bootstrap, names.topic("articles.raw"), items, rate, sent_at, burst))
     ok = watcher.wait_for(keys, timeout=120)
     cpu_used = cpu.stop()
-    watcher.stop()
-    middle.stop()
+    for w in watchers:
+        w.stop()
     got = [k for k, _ in items if k in watcher.arrivals]
     lat_ms = [(watcher.arrivals[k] - sent_at[k]) * 1000 for k in got]
     hop1 = [(middle.arrivals[k] - sent_at[k]) * 1000 for k in got if k in middle.arrivals]
@@ -678,6 +681,7 @@ def latency(sc: Scenario, corpus, rate: float, log=print, burst: int = 0) -> dic
         "articles": len(items),
         "seconds": round(produce_s, 1),
         "latency_ms": stats,
+        "hop_split": hop_split,  # hop1/hop2 below are None without it
         "hop1_analyse_ms": util.percentiles(hop1, (50, 99)),
         "hop2_dedup_ms": util.percentiles(hop2, (50, 99)),
         "p99_ms_by_second_sent": [round(float(np.percentile(v, 99)), 1) for _, v in sorted(per_second.items())],
