@@ -17,6 +17,7 @@ rebuild). The ratios end-to-end / compute and end-to-end / transport come from t
 from __future__ import annotations
 
 import argparse
+import gc
 import shutil
 import sys
 import time
@@ -87,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+PROBE_ARTICLES = 400  # the host-speed probe: ~0.5 s of the per-article path, at the start, middle and end
+
+
 def log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -129,13 +133,29 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import compute, dedup_scaling
 
+    probe_sample = [(a.id.encode(), a.to_bytes()) for a in corpus[:PROBE_ARTICLES]]
+    results["host_probe"] = []
+
+    def probe(at: str) -> None:
+        us = compute.host_probe(probe_sample)
+        results["host_probe"].append({"at": at, "utc": time.strftime("%H:%M:%S", time.gmtime()),
+                                      "us_per_article": us})
+        log(f"host probe ({at}): {us:,.0f} µs/article over the first {len(probe_sample)} corpus articles")
+
+    probe("start")
     # profiles of a full run go next to latest.json; a quick run's stay out of the repository
     profile_dir = util.ROOT / ".cache" / "bench" / "quick" if args.quick else util.RESULTS
     part("compute", lambda: compute.run(corpus, profile_dir, log=log, passes=1 if args.quick else 3))
     part("dedup", lambda: dedup_scaling.run(args.dedup_sizes, log=log))
 
     if {"transport", "e2e", "recovery"} & set(args.parts):
+        probe("before the Kafka parts")
+        # This process is also the load generator: keep its garbage collections off the models
+        # the compute part loaded (as the worker does after its warm-up).
+        gc.collect()
+        gc.freeze()
         kafka_parts(args, corpus, seed, results, part)
+    probe("end")
 
     results["summary"] = summarise(results)
     results["run"]["seconds"] = round(time.perf_counter() - started, 1)

@@ -234,6 +234,15 @@ def profile(stages: list[str], corpus, raw, out_dir: Path, limit: int = 3000) ->
             "top": {s: util.profile_top(out_dir / f"profile-{s}.txt") for s in stages}}
 
 
+def host_probe(raw: list[tuple[bytes, bytes]]) -> float:
+    """µs per article of the whole per-article path over `raw` (a fixed sample, a fresh funnel):
+    taken at several points of a run, it shows how fast the shared host was at each (its speed
+    drifts by 10–20 % within minutes), so results of different runs and phases can be compared."""
+    warm_up()
+    run_path(raw[:20])  # first-call effects (regex and numpy caches) out of the figure
+    return round(float(run_path(raw)["total"].mean()), 1)
+
+
 def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print, passes: int = 3) -> dict:
     raw = [(a.id.encode(), a.to_bytes()) for a in corpus]
     warm = warm_up()

@@ -33,6 +33,12 @@ def table(r: dict) -> str:
         f"{' (dirty)' if m.get('git_dirty') else ''}; load average at start {' '.join(m.get('loadavg_at_start', []))}.",
         "",
     ]
+    probes = r.get("host_probe")
+    if probes:
+        lines += ["Host speed (`compute.host_probe`: the per-article path over the corpus's first 400 articles, "
+                  "in the bench process; the shared host drifts): "
+                  + "; ".join(f"{p['at']}: {p['us_per_article']:,.0f} µs/article ({p['utc']} UTC)" for p in probes)
+                  + ".", ""]
     c = r.get("corpus")
     if c:
         lines += [f"Corpus: {c['articles']:,} articles, body {c['body_bytes']['min']:,}–{c['body_bytes']['max']:,} B "
