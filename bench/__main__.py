@@ -142,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                                       "us_per_article": us})
         log(f"host probe ({at}): {us:,.0f} µs/article over the first {len(probe_sample)} corpus articles")
 
+    warm_up_s = compute.warm_up()  # model load times, measured before the first probe loads them
     probe("start")
     # profiles of a full run go next to latest.json; a quick run's stay out of the repository
     profile_dir = util.ROOT / ".cache" / "bench" / "quick" if args.quick else util.RESULTS
-    part("compute", lambda: compute.run(corpus, profile_dir, log=log, passes=1 if args.quick else 3))
+    part("compute", lambda: compute.run(corpus, profile_dir, log=log, passes=1 if args.quick else 3,
+                                        warm_up_s=warm_up_s))
     part("dedup", lambda: dedup_scaling.run(args.dedup_sizes, log=log))
 
     if {"transport", "e2e", "recovery"} & set(args.parts):

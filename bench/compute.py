@@ -243,9 +243,11 @@ def host_probe(raw: list[tuple[bytes, bytes]]) -> float:
     return round(float(run_path(raw)["total"].mean()), 1)
 
 
-def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print, passes: int = 3) -> dict:
+def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print, passes: int = 3,
+        warm_up_s: dict[str, float] | None = None) -> dict:
+    """`warm_up_s`: the model load times if the caller loaded them first (a later `warm_up()` is 0)."""
     raw = [(a.id.encode(), a.to_bytes()) for a in corpus]
-    warm = warm_up()
+    warm = warm_up_s if warm_up_s is not None else warm_up()
     log(f"  warm-up: {warm}")
     run_path(raw[:200])  # first-call effects out of the figures
     sizes = np.array([a.size for a in corpus])
