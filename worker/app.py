@@ -6,8 +6,9 @@
                                                        dedup-index table (changelog, compacted)
 
 `analyse_articles` is stateless and scales with the input partitions and worker processes; it
-sends the analysed articles to the funnel in batches (one message per input partition, every
-FUNNEL_BATCH_LINGER_S or FUNNEL_BATCH_MAX_ARTICLES; see FunnelBatch).
+analyses the articles it has taken together, stage by stage (ANALYSE_BATCH_ARTICLES), and sends
+them to the funnel in batches (one message per input partition, every FUNNEL_BATCH_LINGER_S or
+FUNNEL_BATCH_MAX_ARTICLES; see FunnelBatch).
 `deduplicate` consumes a one-partition topic, so a single dedup index sees every article
 whatever partition it arrived on; its state is one small record per article in a faust Table
 and is rebuilt from the changelog after a restart or a rebalance.
@@ -60,7 +61,7 @@ from worker.config import get_settings
 from worker.deadletter import dead_letter, dead_letter_key
 from worker.logs import logging_config
 from worker.faust_support import FunnelAwareAssignor, IngestApp, IngestWorker, faust_broker_options
-from worker.pipeline import ArticleIndex, StageError, analyse, finish, utc_now_iso
+from worker.pipeline import ArticleIndex, StageError, analyse_batch, finish, utc_now_iso
 from worker.stages import entities, hashing, language
 from worker.stages.validate import InvalidArticle, parse_article
 
@@ -358,6 +359,13 @@ def as_current_event(event):
         _current_event.reset(token)
 
 
+# Taken input events wait here, in arrival order, until ANALYSE_BATCH_ARTICLES of them are
+# waiting or the funnel batch is sent: then they are analysed together, stage by stage
+# (pipeline.analyse_batch), and join the funnel batch. Like the funnel batch's, they are acked
+# only once that batch is sent. (event, True) is a repeat delivery: acked in its place, unprocessed.
+taken: list[tuple[object, bool]] = []
+
+
 @app.agent(raw_topic, concurrency=1)
 async def analyse_articles(stream):
     """Validate and analyse every input article; hand it to the dedup funnel or dead-letter it."""
@@ -367,29 +375,44 @@ async def analyse_articles(stream):
         message = event.message
         async with app.event_boundary_lock:
             try:
-                if app.is_repeat(message):
+                repeat = app.is_repeat(message)
+                if repeat:
                     log_repeat(message)  # acked with the batch, in order
-                    analysed = None
-                else:
-                    analysed = await analyse_one(message)
-                if analysed is not None and funnel_batch.full(len(analysed)):
-                    await funnel_batch.flush()
-                funnel_batch.add(event, analysed)
+                taken.append((event, repeat))
                 app.mark_taken(event)
-                if funnel_batch.full() or not settings.funnel_batch_linger_s:
-                    await funnel_batch.flush()
+                if len(taken) >= settings.analyse_batch_articles or not settings.funnel_batch_linger_s:
+                    await analyse_taken()
+                    if not settings.funnel_batch_linger_s:
+                        await funnel_batch.flush()
             except Exception as exc:  # noqa: BLE001 - not even the dead letter could be queued
                 give_up(message, exc)
         progress.mark(message.tp)
 
 
+async def analyse_taken() -> None:
+    """Analyse the taken events and add them to the funnel batch, in arrival order (sending the
+    batch whenever it is full). Call with app.event_boundary_lock held."""
+    events = taken[:]
+    taken.clear()
+    fresh = [event for event, repeat in events if not repeat]
+    payloads = iter(await analyse_events(fresh))
+    for event, repeat in events:
+        analysed = None if repeat else next(payloads)
+        if analysed is not None and funnel_batch.full(len(analysed)):
+            await funnel_batch.flush()
+        funnel_batch.add(event, analysed)
+        if funnel_batch.full():
+            await funnel_batch.flush()
+
+
 async def flush_funnel_batch() -> None:
-    """Send what the analyse agent has batched (it only sends full batches itself)."""
+    """Analyse what the agent has taken and send the funnel batch (the agent only sends full ones)."""
     async with app.event_boundary_lock:
-        if not len(funnel_batch):
+        if not taken and not len(funnel_batch):
             return
-        newest = funnel_batch.events[-1].message
+        newest = (taken[-1][0] if taken else funnel_batch.events[-1]).message
         try:
+            await analyse_taken()
             await funnel_batch.flush()
         except Exception as exc:  # noqa: BLE001 - outputs not queued: exit before any commit
             give_up(newest, exc)
@@ -409,19 +432,40 @@ if settings.funnel_batch_linger_s:
             await flush_funnel_batch()
 
 
-async def analyse_one(message) -> bytes | None:
-    """The analysed article's JSON for the funnel, or None once it has been dead-lettered."""
-    metrics.MESSAGES_IN.labels(message.topic).inc()
+async def analyse_events(events: list) -> list[bytes | None]:
+    """For each event, the analysed article's JSON for the funnel, or None once it has been
+    dead-lettered. The valid articles are analysed together (pipeline.analyse_batch)."""
+    articles: list = []
+    for event in events:
+        message = event.message
+        metrics.MESSAGES_IN.labels(message.topic).inc()
+        try:
+            articles.append(parse_article(message.key, message.value, settings.max_article_bytes))
+        except InvalidArticle as exc:
+            must_be_durable(await send_dead_letter(message, exc.reason, exc, "validate"))
+            articles.append(None)
+        except Exception as exc:  # noqa: BLE001 - bad input must never kill the worker
+            must_be_durable(await send_dead_letter(message, "unexpected_error", exc, "analyse"))
+            articles.append(None)
+    valid = [(event, article) for event, article in zip(events, articles) if article is not None]
+    results = iter(analyse_batch([article for _, article in valid], settings.minhash_permutations,
+                                 [event.message.timestamp for event, _ in valid]))
+    payloads: list[bytes | None] = []
+    for event, article in zip(events, articles):
+        payloads.append(None if article is None else await to_funnel(event.message, next(results)))
+    return payloads
+
+
+async def to_funnel(message, analysed: dict | Exception) -> bytes | None:
+    """One analysed article as funnel JSON, or None once it has been dead-lettered."""
+    if isinstance(analysed, StageError):
+        must_be_durable(await send_dead_letter(message, "stage_error", analysed.cause, analysed.stage))
+        return None
+    if isinstance(analysed, Exception):
+        must_be_durable(await send_dead_letter(message, "unexpected_error", analysed, "analyse"))
+        return None
     try:
-        article = parse_article(message.key, message.value, settings.max_article_bytes)
-        analysed = analyse(article, settings.minhash_permutations, fallback_time=message.timestamp)
         payload = orjson.dumps(analysed)  # e.g. metadata nested deeper than orjson writes (254)
-    except InvalidArticle as exc:
-        must_be_durable(await send_dead_letter(message, exc.reason, exc, "validate"))
-        return None
-    except StageError as exc:
-        must_be_durable(await send_dead_letter(message, "stage_error", exc.cause, exc.stage))
-        return None
     except Exception as exc:  # noqa: BLE001 - bad input must never kill the worker
         must_be_durable(await send_dead_letter(message, "unexpected_error", exc, "analyse"))
         return None

@@ -12,7 +12,7 @@ exactly these, so the Kafka path and the in-process path give the same enrichmen
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,38 +58,104 @@ def event_time(article: Article, fallback: float) -> float:
 
 def analyse(article: Article, num_perm: int, fallback_time: float | None = None) -> dict[str, Any]:
     """Run the stateless stages. Raises StageError naming the stage that failed."""
-    timings: dict[str, float] = {}
+    result = analyse_batch([article], num_perm, [fallback_time])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
-    def timed(stage: str, fn, *args):
-        start = time.perf_counter()
-        try:
-            return fn(*args)
-        except Exception as exc:  # noqa: BLE001 - any stage failure becomes a dead letter
-            raise StageError(stage, exc) from exc
-        finally:
-            timings[stage] = round((time.perf_counter() - start) * 1000, 3)
 
-    text = timed("normalise", normalise, article.title, article.body)
-    if not text.body:
-        raise StageError("normalise", ValueError("body is empty after removing boilerplate"))
-    language = timed("language", detect_language, f"{text.title}\n{text.body}")
-    hashes = timed("hashing", hash_text, text.body, language.code, num_perm)
-    entities = timed("entities", tag_entities, text.body, language.code)
-    when = event_time(article, time.time() if fallback_time is None else fallback_time)
-    # Story features need only this article, so they are computed here, in parallel, and not in
-    # the one-partition funnel (whose throughput caps the pipeline's).
-    features = timed("stories", story_features, {e.id: e.count for e in entities},
-                     f"{text.title}\n\n{text.body}", when)
+class _Job:
+    """One article on its way through `analyse_batch`."""
+
+    __slots__ = ("article", "fallback_time", "timings", "error", "text", "language", "hashes",
+                 "entities", "event_time", "features")
+
+    def __init__(self, article: Article, fallback_time: float | None) -> None:
+        self.article = article
+        self.fallback_time = fallback_time
+        self.timings: dict[str, float] = {}
+        self.error: Exception | None = None
+
+
+def analyse_batch(articles: Sequence[Article], num_perm: int,
+                  fallback_times: Sequence[float | None] | None = None) -> list[dict[str, Any] | Exception]:
+    """`analyse` for several articles, one stage at a time: each stage runs over the whole batch
+    before the next starts, so its tables (language profiles, the gazetteer's automaton) are
+    still in the CPU caches for the next article. Same results as one `analyse` per article;
+    the whole path takes ~10 % less time per article at 16 (BENCHMARKS.md). An article that
+    failed gets its exception in its place (a StageError naming the stage, if a stage raised),
+    and the others go on."""
+    jobs = [_Job(a, None if fallback_times is None else fallback_times[i]) for i, a in enumerate(articles)]
+
+    def stage(name: str, step) -> None:
+        for job in jobs:
+            if job.error is not None:
+                continue
+            start = time.perf_counter()
+            try:
+                step(job)
+            except Exception as exc:  # noqa: BLE001 - any stage failure becomes a dead letter
+                job.error = StageError(name, exc)
+                job.error.__cause__ = exc
+            finally:
+                job.timings[name] = round((time.perf_counter() - start) * 1000, 3)
+
+    def normalise_step(job: _Job) -> None:
+        job.text = normalise(job.article.title, job.article.body)
+
+    def language_step(job: _Job) -> None:
+        job.language = detect_language(f"{job.text.title}\n{job.text.body}")
+
+    def hashing_step(job: _Job) -> None:
+        job.hashes = hash_text(job.text.body, job.language.code, num_perm)
+
+    def entities_step(job: _Job) -> None:
+        job.entities = tag_entities(job.text.body, job.language.code)
+
+    def stories_step(job: _Job) -> None:
+        # Story features need only this article, so they are computed here, in parallel, and
+        # not in the one-partition funnel (whose throughput caps the pipeline's).
+        job.features = story_features({e.id: e.count for e in job.entities},
+                                      f"{job.text.title}\n\n{job.text.body}", job.event_time)
+
+    stage("normalise", normalise_step)
+    for job in jobs:
+        if job.error is None and not job.text.body:
+            job.error = StageError("normalise", ValueError("body is empty after removing boilerplate"))
+    stage("language", language_step)
+    stage("hashing", hashing_step)
+    stage("entities", entities_step)
+    for job in jobs:
+        if job.error is None:
+            try:
+                job.event_time = event_time(job.article,
+                                            time.time() if job.fallback_time is None else job.fallback_time)
+            except Exception as exc:  # noqa: BLE001 - this article only
+                job.error = exc
+    stage("stories", stories_step)
+    results: list[dict[str, Any] | Exception] = []
+    for job in jobs:
+        if job.error is None:
+            try:
+                results.append(_analysed(job))
+            except Exception as exc:  # noqa: BLE001 - this article only
+                results.append(exc)
+        else:
+            results.append(job.error)
+    return results
+
+
+def _analysed(job: _Job) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
-        **article.to_dict(),
-        "content": {"title": text.title, "body": text.body, "removed_lines": text.removed_lines},
-        "language": language.to_dict(),
-        "hashes": hashes.to_dict(),
-        "entities": [e.to_dict() for e in entities],
-        "event_time": when,
-        "story_features": features,
-        "timings_ms": timings,
+        **job.article.to_dict(),
+        "content": {"title": job.text.title, "body": job.text.body, "removed_lines": job.text.removed_lines},
+        "language": job.language.to_dict(),
+        "hashes": job.hashes.to_dict(),
+        "entities": [e.to_dict() for e in job.entities],
+        "event_time": job.event_time,
+        "story_features": job.features,
+        "timings_ms": job.timings,
     }
 
 

@@ -3,8 +3,10 @@
 from pathlib import Path
 
 import orjson
+import pytest
 
-from worker.pipeline import ArticleIndex, analyse, finish
+from worker import pipeline
+from worker.pipeline import ArticleIndex, StageError, analyse, analyse_batch, finish
 from worker.sources import ReadReport, read_articles
 from worker.stages.validate import parse_article
 
@@ -52,3 +54,49 @@ def test_enriched_message_carries_every_part():
     for part in ("language", "hashes", "dedup", "story", "entities", "content", "timings_ms"):
         assert part in enriched
     assert set(enriched["timings_ms"]) == {"normalise", "language", "hashing", "entities", "stories", "dedup"}
+
+
+def seed_articles() -> list:
+    articles = []
+    for raw in read_articles([SEEDS], ReadReport(), ""):
+        raw["published_at"] = "2025-03-28T10:00:00Z"
+        articles.append(parse_article(raw["id"].encode(), orjson.dumps(raw), 1 << 20))
+    return articles
+
+
+def without_timings(analysed: dict) -> dict:
+    return {k: v for k, v in analysed.items() if k != "timings_ms"}
+
+
+def test_analyse_batch_gives_what_analyse_gives_one_by_one():
+    articles = seed_articles()
+    one_by_one = [analyse(a, 126, fallback_time=0.0) for a in articles]
+    batched = analyse_batch(articles, 126, [0.0] * len(articles))
+    assert [without_timings(a) for a in batched] == [without_timings(a) for a in one_by_one]
+    for analysed in batched:
+        assert set(analysed["timings_ms"]) == {"normalise", "language", "hashing", "entities", "stories"}
+
+
+def test_a_failing_article_does_not_stop_the_others_in_its_batch(monkeypatch):
+    articles = seed_articles()
+    empty = parse_article(b"empty", orjson.dumps({"id": "empty", "title": "t", "body": "Advertisement"}), 1 << 20)
+    poisoned = articles[1]
+    expected = [analyse(a, 126, fallback_time=0.0) for a in articles]
+    poisoned_body = expected[1]["content"]["body"]
+    real_tag = pipeline.tag_entities
+
+    def tag(text: str, language: str):
+        if text == poisoned_body:
+            raise RuntimeError("tagger broke")
+        return real_tag(text, language)
+
+    monkeypatch.setattr(pipeline, "tag_entities", tag)
+    batch = [articles[0], empty, poisoned, *articles[2:]]
+    results = analyse_batch(batch, 126, [0.0] * len(batch))
+    assert isinstance(results[1], StageError) and results[1].stage == "normalise"
+    assert isinstance(results[2], StageError) and results[2].stage == "entities"
+    assert isinstance(results[2].__cause__, RuntimeError)
+    survivors = [results[0], *results[3:]]
+    assert [without_timings(a) for a in survivors] == [without_timings(a) for a in [expected[0], *expected[2:]]]
+    with pytest.raises(StageError, match="tagger broke"):
+        analyse(poisoned, 126, fallback_time=0.0)
