@@ -2,6 +2,7 @@
 
     analyse(article)              normalise → language → hashing → entities → story features
                                                                              (stateless, any partition)
+    analyse_batch(articles)       the same for several articles, one stage at a time (the agent's way)
     ArticleIndex.decide(analysed) dedup verdict + story cluster                 (stateful: the funnel)
     finish(analysed, decided)     → the `articles.enriched` message (+ a duplicate event)
 
