@@ -115,9 +115,9 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | N
             for stage in stages:
                 cols[stage][i] = st.get(stage, 0.0) * 1000
             cols["analyse_overhead"][i] = overhead
-            t2 = ns()
+            t_dump = ns()
             payloads.append(orjson.dumps(analysed))
-            cols["serialise_analysed"][i] = (ns() - t2) / 1000
+            cols["serialise_analysed"][i] = (ns() - t_dump) / 1000
         # --- the dedup agent, article by article ---
         for i, payload, stage_sum in zip(block, payloads, stage_sums):
             t3 = ns()
