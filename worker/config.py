@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     funnel_batch_linger_s: float = Field(0.005, ge=0)
     # The analyse agent analyses the articles it has taken together, stage by stage, when this
     # many are waiting (and at every funnel-batch send): a stage's tables stay in the CPU caches
-    # from one article to the next. In-process, 16 took 8 % off the analyse side per article
-    # (BENCHMARKS.md); 1 analyses every article on arrival.
+    # from one article to the next. 16 against 1: 15-25 % less CPU per article in-process, +13-34 %
+    # end to end with 2 workers (BENCHMARKS.md); 1 analyses every article on arrival.
     analyse_batch_articles: int = Field(16, ge=1)
 
     # Processing
