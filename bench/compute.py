@@ -51,7 +51,7 @@ def analyse_batch_articles() -> int:
     """The worker's ANALYSE_BATCH_ARTICLES (its default unless set in this environment)."""
     from worker.config import get_settings
 
-    return getattr(get_settings(), "analyse_batch_articles", 1)
+    return get_settings().analyse_batch_articles
 
 
 def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | None = None) -> dict[str, np.ndarray]:
@@ -79,14 +79,7 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | N
             decision = pipeline.decide(index, received)
             index.evict_expired()
             return decision.verdict, decision.verdict, decision.record.to_bytes
-    if hasattr(pipeline, "analyse_batch"):
-        batch = batch or analyse_batch_articles()
-        analyse_batch = pipeline.analyse_batch
-    else:  # one article at a time (before analyse_batch)
-        batch = 1
-
-        def analyse_batch(articles, num_perm):
-            return [pipeline.analyse(a, num_perm) for a in articles]
+    batch = batch or analyse_batch_articles()
     n = len(raw)
     cols = {k: np.zeros(n) for k in (*ANALYSE_SIDE, *DEDUP_SIDE, "total")}
     ns = time.perf_counter_ns
@@ -102,7 +95,7 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | N
             articles.append(parse_article(raw[i][0], raw[i][1], 1 << 20))
             cols["validate"][i] = (ns() - t0) / 1000
         t1 = ns()
-        results = analyse_batch(articles, num_perm)
+        results = pipeline.analyse_batch(articles, num_perm)
         t2 = ns()
         for analysed in results:
             if isinstance(analysed, Exception):
@@ -143,7 +136,6 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | N
             del out
     cols["_verdicts"] = np.array(verdicts)
     cols["_sizes"] = sizes
-    cols["_batch"] = batch
     return cols
 
 
@@ -309,7 +301,7 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print,
         "all": _summary(cols),
         "passes": pass_figures,  # in run order; "all" and the rest are the median pass
         "wall_seconds": round(wall, 2),
-        "analyse_batch_articles": int(cols["_batch"]),  # articles analysed together, as the worker does
+        "analyse_batch_articles": analyse_batch_articles(),  # articles analysed together, as the worker does
         "warm_up_s": warm,
         "by_size": {
             "2-3KB": _summary(cols, (sizes < 3072) & (sizes >= 2048)),

@@ -380,10 +380,11 @@ async def analyse_articles(stream):
                     log_repeat(message)  # acked with the batch, in order
                 taken.append((event, repeat))
                 app.mark_taken(event)
-                if len(taken) >= settings.analyse_batch_articles or not settings.funnel_batch_linger_s:
+                if not settings.funnel_batch_linger_s:  # no batching: every article goes out at once
                     await analyse_taken()
-                    if not settings.funnel_batch_linger_s:
-                        await funnel_batch.flush()
+                    await funnel_batch.flush()
+                elif len(taken) >= settings.analyse_batch_articles:
+                    await analyse_taken()
             except Exception as exc:  # noqa: BLE001 - not even the dead letter could be queued
                 give_up(message, exc)
         progress.mark(message.tp)

@@ -83,7 +83,7 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
     """`analyse` for several articles, one stage at a time: each stage runs over the whole batch
     before the next starts, so its tables (language profiles, the gazetteer's automaton) are
     still in the CPU caches for the next article. Same results as one `analyse` per article;
-    the whole path takes ~10 % less time per article at 16 (BENCHMARKS.md). An article that
+    the whole path takes 15-25 % less time per article at 16 (BENCHMARKS.md). An article that
     failed gets its exception in its place (a StageError naming the stage, if a stage raised),
     and the others go on."""
     jobs = [_Job(a, None if fallback_times is None else fallback_times[i]) for i, a in enumerate(articles)]
