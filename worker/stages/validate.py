@@ -27,8 +27,8 @@ class Article:
     body: str
     source: str = ""
     url: str = ""
-    published_at: str | None = None
-    ingested_at: str | None = None
+    published_at: str | int | float | None = None  # as sent; see stages.event_time for the reading
+    ingested_at: str | int | float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,8 +75,11 @@ def parse_article(key: bytes | None, value: bytes | None, max_bytes: int) -> Art
         if data.get(name) is not None and not isinstance(data[name], str):
             raise InvalidArticle("wrong_type", f"field {name!r} must be a string")
     for name in _TIME_FIELDS:
-        if data.get(name) is not None and not isinstance(data[name], str):
-            raise InvalidArticle("wrong_type", f"field {name!r} must be an ISO-8601 string")
+        # A string or a JSON number (epoch s/ms). An unparseable string is *not* rejected here:
+        # the article is still processed and its event time falls back to ingestion time.
+        moment = data.get(name)
+        if moment is not None and (isinstance(moment, bool) or not isinstance(moment, (str, int, float))):
+            raise InvalidArticle("wrong_type", f"field {name!r} must be a time string or an epoch number")
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidArticle("wrong_type", "field 'metadata' must be an object")
