@@ -9,22 +9,68 @@ mkdir -p "$RUN"
 
 docker_engine() { docker info >/dev/null 2>&1; }
 
+# The compose command that works against the running engine: the v2 plugin (`docker compose`),
+# else the v1 binary (`docker-compose`). Probed with `ps`, which talks to the engine: a v1 from
+# PyPI with docker-py 7 answers `version` but crashes on any engine call. Prints it, or fails.
+compose_command() {
+  local candidate
+  for candidate in "docker compose" "docker-compose"; do
+    if $candidate -f docker-compose.yml ps -q >/dev/null 2>&1; then echo "$candidate"; return 0; fi
+  done
+  echo "ERROR: a Docker engine runs but neither \`docker compose\` (v2 plugin) nor \`docker-compose\` (v1)" >&2
+  echo "       works against it. Install one (Debian: apt-get install docker-compose), or stop the engine" >&2
+  echo "       to use the local broker, or set KAFKA_BOOTSTRAP_SERVERS to a running cluster." >&2
+  return 1
+}
+
+# Wait until the compose kafka service's healthcheck passes (v1 has no `up --wait`).
+wait_healthy() {
+  local compose=$1 id status
+  id=$($compose ps -q kafka)
+  [[ -n "$id" ]] || { echo "ERROR: no kafka container after \`$compose up -d kafka\`" >&2; return 1; }
+  echo -n "waiting for kafka to be healthy "
+  for _ in $(seq 1 90); do
+    status=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id")
+    case "$status" in
+      "running healthy") echo " healthy"; return 0 ;;
+      *unhealthy|exited*|dead*) break ;;
+    esac
+    echo -n "."; sleep 2
+  done
+  echo; echo "ERROR: kafka did not become healthy (state: $status); its log ends:" >&2
+  docker logs --tail 30 "$id" >&2 || true
+  return 1
+}
+
 if [[ "${1:-}" == "stop" ]]; then
   if [[ -f $RUN/worker.pid ]] && kill -0 "$(cat $RUN/worker.pid)" 2>/dev/null; then
     kill -TERM "$(cat $RUN/worker.pid)"; echo "worker stopping (pid $(cat $RUN/worker.pid))"
     for _ in $(seq 1 60); do kill -0 "$(cat $RUN/worker.pid)" 2>/dev/null || break; sleep 0.5; done
   fi
   rm -f $RUN/worker.pid
-  if [[ -f $RUN/compose ]]; then docker compose down; rm -f $RUN/compose; else $BIN/ingest kafka stop; fi
+  if [[ -f $RUN/compose ]]; then
+    compose=$(cat $RUN/compose)  # the command `make run` brought the stack up with
+    $compose down
+    rm -f $RUN/compose
+  else
+    $BIN/ingest kafka stop
+  fi
   exit 0
 fi
 
 if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   echo "Using Kafka at $KAFKA_BOOTSTRAP_SERVERS"
 elif docker_engine; then
-  echo "Docker engine found: starting Kafka with docker compose"
-  docker compose up -d --wait kafka && touch $RUN/compose
-  export KAFKA_BOOTSTRAP_SERVERS=localhost:9092
+  compose=$(compose_command)
+  echo "Docker engine found: starting Kafka with $compose (docker-compose.yml)"
+  echo "$compose" > $RUN/compose
+  if ! $compose up -d kafka; then
+    echo "ERROR: \`$compose up -d kafka\` failed. Without an image registry, build the pinned base images" >&2
+    echo "       locally first: bash scripts/offline-images.sh" >&2
+    exit 1
+  fi
+  wait_healthy "$compose"
+  export KAFKA_BOOTSTRAP_SERVERS=localhost:29092  # docker-compose.yml publishes HOST://localhost:29092
 else
   echo "No Docker engine: starting the local Apache Kafka broker (jars from Maven Central)"
   $BIN/ingest kafka start

@@ -1,9 +1,26 @@
 """The one Kafka fixture every integration test uses.
 
-Where the broker comes from, in this order:
-1. `KAFKA_BOOTSTRAP_SERVERS` is set      → that cluster.
-2. A Docker engine answers                → testcontainers' Kafka container (the pinned version).
-3. Otherwise                              → the project's own local KRaft broker (worker/localkafka.py).
+Where the broker comes from is chosen by `KAFKA_TEST_BROKER` (default `auto`):
+- `auto`       1. `KAFKA_BOOTSTRAP_SERVERS` is set → that cluster;
+               2. else a Docker engine answers     → the `kafka` service of the project's own
+                  docker-compose.yml (see below);
+               3. else                             → the project's local KRaft broker
+                  (worker/localkafka.py).
+- `local`      the local KRaft broker, even with a Docker engine running or
+               KAFKA_BOOTSTRAP_SERVERS set (the fast path: `KAFKA_TEST_BROKER=local make test`).
+- `container`  the compose `kafka` service; fails at once, saying why, when no Docker engine
+               answers or no compose command works. KAFKA_BOOTSTRAP_SERVERS is ignored.
+Any other value fails the session.
+
+The container path brings up ONLY the `kafka` service of docker-compose.yml (one definition for
+the stack and the tests: same image, same settings, same healthcheck), under a compose project
+of its own (`ingest-test-<pid>`, so a `make run` stack in the same folder is never touched),
+with whichever compose works against the engine (`docker compose` v2, else `docker-compose` v1:
+testcontainers' DockerCompose is not used because it drives only v2). It is reached where the
+compose file publishes it to the host, localhost:29092 (so it cannot run beside a `make run`
+stack: the port is checked first), waited for until its healthcheck passes, and taken down with
+its volumes (`down -v`) at the end of the session.
+
 Session-scoped; each test gets unique topic names and app id through `names`. There is no
 silent skip: an integration test that cannot have a broker fails.
 """
@@ -12,10 +29,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+COMPOSE_HOST_BOOTSTRAP = "localhost:29092"  # docker-compose.yml: HOST://localhost:29092, "29092:29092"
+BROKER_MODES = ("auto", "local", "container")
 
 
 def _docker_engine_available() -> bool:
@@ -29,26 +56,124 @@ def _docker_engine_available() -> bool:
         return False
 
 
+def choose_broker(env: Mapping[str, str], engine_available: Callable[[], bool]) -> str:
+    """"external", "container" or "local", from KAFKA_TEST_BROKER (see the module docstring).
+    `engine_available` is only asked when the answer depends on it. Raises ValueError, with a
+    message for the user, for an unknown mode or `container` without an engine."""
+    mode = (env.get("KAFKA_TEST_BROKER") or "auto").strip().lower()
+    if mode not in BROKER_MODES:
+        raise ValueError(f"KAFKA_TEST_BROKER={env.get('KAFKA_TEST_BROKER')!r}: expected one of "
+                         f"{', '.join(BROKER_MODES)}")
+    if mode == "local":
+        return "local"
+    if mode == "container":
+        if not engine_available():
+            raise ValueError("KAFKA_TEST_BROKER=container but no Docker engine answers "
+                             "(is dockerd running, and may this user use its socket?)")
+        return "container"
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "external"
+    return "container" if engine_available() else "local"
+
+
+def compose_command(cwd: Path = ROOT) -> list[str] | None:
+    """The compose command that works against the running engine: `docker compose` (v2 plugin),
+    else `docker-compose` (v1). Probed with `ps`, which talks to the engine (PyPI's v1 with
+    docker-py 7 answers `version` but crashes on any engine call). None if neither works."""
+    for candidate in (["docker", "compose"], ["docker-compose"]):
+        if not shutil.which(candidate[0]):
+            continue
+        try:
+            probe = subprocess.run([*candidate, "-f", str(COMPOSE_FILE), "ps", "-q"], cwd=cwd,
+                                   capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
+
+
+class ComposeKafka:
+    """The `kafka` service of docker-compose.yml in a compose project of its own."""
+
+    def __init__(self, compose: list[str], project: str, timeout: float = 180.0) -> None:
+        self.base = [*compose, "-p", project, "-f", str(COMPOSE_FILE)]
+        self.timeout = timeout
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        out = subprocess.run([*self.base, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        if check and out.returncode:
+            raise RuntimeError(f"`{' '.join(self.base + list(args))}` failed (exit {out.returncode}):\n"
+                               f"{(out.stdout + out.stderr)[-3000:]}")
+        return out
+
+    def up(self) -> str:
+        host, port = COMPOSE_HOST_BOOTSTRAP.rsplit(":", 1)
+        if _port_in_use(host, int(port)):
+            raise RuntimeError(f"{COMPOSE_HOST_BOOTSTRAP} is already in use (a `make run` compose stack? "
+                               f"`make stop` it, or run with KAFKA_BOOTSTRAP_SERVERS={COMPOSE_HOST_BOOTSTRAP})")
+        try:
+            self._run("up", "-d", "kafka")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n(no image registry? `bash scripts/offline-images.sh` builds the "
+                               f"pinned images locally)") from None
+        container = self._run("ps", "-q", "kafka").stdout.strip()
+        deadline = time.monotonic() + self.timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = subprocess.run(["docker", "inspect", "-f",
+                                    "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                                    container], capture_output=True, text=True).stdout.strip()
+            if state == "running healthy":
+                return COMPOSE_HOST_BOOTSTRAP
+            if state.endswith("unhealthy") or not state.startswith(("created", "running", "restarting")):
+                break
+            time.sleep(1)
+        logs = subprocess.run(["docker", "logs", "--tail", "40", container], capture_output=True, text=True)
+        raise RuntimeError(f"the compose kafka service did not become healthy (state: {state!r}); "
+                           f"its log ends:\n{(logs.stdout + logs.stderr)[-3000:]}")
+
+    def down(self) -> None:
+        self._run("down", "-v", "--remove-orphans", check=False)
+
+
 @dataclass
 class KafkaCluster:
     bootstrap_servers: str
-    kind: str  # "external" | "testcontainers" | "local"
+    kind: str  # "external" | "compose" | "local"
     broker_name: str = ""  # for the local broker: lets fault tests stop/restart it
 
 
 @pytest.fixture(scope="session")
 def kafka() -> KafkaCluster:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield KafkaCluster(external, "external")
+    try:
+        choice = choose_broker(os.environ, _docker_engine_available)
+    except ValueError as exc:
+        pytest.fail(str(exc))
+    if choice == "external":
+        yield KafkaCluster(os.environ["KAFKA_BOOTSTRAP_SERVERS"], "external")
         return
-    if _docker_engine_available():
-        from testcontainers.kafka import KafkaContainer
-
-        from worker.localkafka import kafka_version
-
-        with KafkaContainer(f"apache/kafka:{kafka_version()}").with_kraft() as container:
-            yield KafkaCluster(container.get_bootstrap_server(), "testcontainers")
+    if choice == "container":
+        compose = compose_command()
+        if compose is None:
+            pytest.fail("a Docker engine answers but neither `docker compose` (v2) nor `docker-compose` (v1) "
+                        "works against it; install one, or run with KAFKA_TEST_BROKER=local")
+        stack = ComposeKafka(compose, project=f"ingest-test-{os.getpid()}")
+        try:
+            bootstrap = stack.up()
+        except Exception as exc:  # noqa: BLE001
+            stack.down()
+            pytest.fail(f"the container broker could not be had: {exc}")
+        try:
+            yield KafkaCluster(bootstrap, "compose")
+        finally:
+            stack.down()
         return
     from worker import localkafka
 
@@ -56,8 +181,9 @@ def kafka() -> KafkaCluster:
     try:
         broker = localkafka.start(name, fresh=True)
     except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"no Kafka broker could be had (no KAFKA_BOOTSTRAP_SERVERS, no Docker engine, "
-                    f"and the local broker failed: {exc})")
+        why = "KAFKA_TEST_BROKER=local" if choice == "local" and os.environ.get("KAFKA_TEST_BROKER") else \
+            "no KAFKA_BOOTSTRAP_SERVERS, no Docker engine"
+        pytest.fail(f"no Kafka broker could be had ({why}, and the local broker failed: {exc})")
     try:
         yield KafkaCluster(broker.bootstrap_servers, "local", name)
     finally:
