@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: event_time is an object (value, epoch, source, warning); merges listed
 
 DAY_MS = 24 * 3600 * 1000
 

@@ -61,7 +61,7 @@ from worker.config import get_settings
 from worker.deadletter import dead_letter, dead_letter_key
 from worker.logs import logging_config
 from worker.faust_support import FunnelAwareAssignor, IngestApp, IngestWorker, faust_broker_options
-from worker.pipeline import ArticleIndex, StageError, analyse_batch, finish, utc_now_iso
+from worker.pipeline import ArticleIndex, StageError, analyse_batch, finish, new_article_index, utc_now_iso
 from worker.stages import entities, hashing, language
 from worker.stages.validate import InvalidArticle, parse_article
 
@@ -138,8 +138,7 @@ def warm_up_stages(app, **kwargs) -> None:  # noqa: ARG001 - faust signal signat
 
 
 def new_index() -> ArticleIndex:
-    return ArticleIndex(threshold=settings.dedup_threshold, num_perm=settings.minhash_permutations,
-                        window_s=settings.dedup_window_days * 86400)
+    return new_article_index(settings)
 
 
 dedup_index = new_index()
@@ -449,8 +448,10 @@ async def analyse_events(events: list) -> list[bytes | None]:
             must_be_durable(await send_dead_letter(message, "unexpected_error", exc, "analyse"))
             articles.append(None)
     valid = [(event, article) for event, article in zip(events, articles) if article is not None]
+    # The arrival is this worker's clock, not the record's timestamp (a producer may set that).
+    arrival = time.time()
     results = iter(analyse_batch([article for _, article in valid], settings.minhash_permutations,
-                                 [event.message.timestamp for event, _ in valid]))
+                                 [arrival] * len(valid), settings.max_future_skew.total_seconds()))
     payloads: list[bytes | None] = []
     for event, article in zip(events, articles):
         payloads.append(None if article is None else await to_funnel(event.message, next(results)))
@@ -472,6 +473,7 @@ async def to_funnel(message, analysed: dict | Exception) -> bytes | None:
         return None
     for stage, ms in analysed["timings_ms"].items():
         metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
+    metrics.EVENT_TIMES.labels(analysed["event_time"]["source"]).inc()
     if len(payload) > FUNNEL_BATCH_MAX_BYTES:
         too_large = ValueError(f"analysed article is {len(payload)} bytes; "
                                f"the funnel takes {FUNNEL_BATCH_MAX_BYTES}")
@@ -518,9 +520,18 @@ async def deduplicate_batch(message) -> None:
             # After the outputs in the producer's queue; the changelog write for this article.
             key, value = record
             index_table[key] = value
-    for article_id in dedup_index.evict_expired():
-        metrics.EVICTIONS.inc()
+    evicted = dedup_index.evict_expired()
+    for article_id in evicted.delete:
         index_table.pop(article_id.encode(), None)  # tombstone in the changelog
+    for article_id, record in evicted.rewrite.items():
+        index_table[article_id.encode()] = record  # the part still indexed
+    if evicted.delete or evicted.rewrite:
+        metrics.EVICTIONS.labels("age").inc(evicted.by_age)
+        metrics.EVICTIONS.labels("budget").inc(evicted.by_budget)
+        metrics.STORY_EVICTIONS.inc(evicted.story_records)
+        log.info("index eviction: %d dedup entries by age, %d by budget (DEDUP_MAX_ARTICLES=%d), "
+                 "%d story records; %d table keys deleted, %d rewritten", evicted.by_age, evicted.by_budget,
+                 settings.dedup_max_articles, evicted.story_records, len(evicted.delete), len(evicted.rewrite))
     metrics.INDEX_ARTICLES.set(len(dedup_index))
 
 

@@ -208,14 +208,13 @@ def consume(topic: str, from_beginning: bool, follow: bool, lang: str | None, de
 def enrich(paths: tuple[Path, ...], fmt: str, new_ids: bool) -> None:
     """Run the same stages in-process over files, without Kafka (dedup across them, in order)."""
     from worker.consumer import render
-    from worker.pipeline import ArticleIndex, enrich_offline
+    from worker.pipeline import enrich_offline, new_article_index
     from worker.sources import ReadReport, read_articles
     from worker.stages.validate import InvalidArticle, parse_article
 
     settings = get_settings()
     report = ReadReport()
-    index = ArticleIndex(settings.dedup_threshold, settings.minhash_permutations,
-                         settings.dedup_window_days * 86400)
+    index = new_article_index(settings)
     salt = uuid.uuid4().hex if new_ids else ""
 
     def articles():
@@ -225,7 +224,8 @@ def enrich(paths: tuple[Path, ...], fmt: str, new_ids: bool) -> None:
             except InvalidArticle as exc:
                 report.errors.append(f"{raw.get('id')}: {exc.reason}: {exc}")
 
-    for enriched in enrich_offline(articles(), index, settings.minhash_permutations):
+    for enriched in enrich_offline(articles(), index, settings.minhash_permutations,
+                                   settings.max_future_skew.total_seconds()):
         click.echo(render(enriched, fmt))
     for error in report.errors:
         click.echo(f"error: {error}", err=True)

@@ -6,10 +6,11 @@ name in upper case (e.g. `dedup_threshold` ← `DEDUP_THRESHOLD`).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,7 +64,16 @@ class Settings(BaseSettings):
     # Processing
     max_article_bytes: int = 1024 * 1024  # larger messages go to the DLQ
     dedup_threshold: float = Field(0.6, gt=0, le=1)  # similarity = max(Jaccard, containment)
-    dedup_window_days: float = Field(30.0, gt=0)
+    # Retention counts from when an article *arrived*, never from its published_at: replayed
+    # archives and wrong dates cannot evict anything. Durations: seconds or ISO-8601 ("P30D").
+    dedup_retention: timedelta = Field(timedelta(days=30), gt=timedelta(0))
+    dedup_window_days: float | None = Field(None, gt=0)  # deprecated name of DEDUP_RETENTION, in days
+    # The memory budget: past it the oldest arrivals leave the index first (see BENCHMARKS.md
+    # for the resident memory per indexed article).
+    dedup_max_articles: int = Field(1_000_000, ge=1)
+    story_retention: timedelta = Field(timedelta(days=7), gt=timedelta(0))  # since a story's last arrival
+    # A published_at later than ingestion + this is cut to it and flagged (event_time.source = clamped).
+    max_future_skew: timedelta = Field(timedelta(days=1), ge=timedelta(0))
     minhash_permutations: int = 126  # 42 bands x 3 rows (see worker/stages/dedup.py)
 
     # Runtime
@@ -74,6 +84,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     standby_replicas: int = 0
+
+    @model_validator(mode="after")
+    def _deprecated_window(self) -> Settings:
+        if self.dedup_window_days is not None and "dedup_retention" not in self.model_fields_set:
+            self.dedup_retention = timedelta(days=self.dedup_window_days)
+        return self
 
     def topic(self, base_name: str) -> str:
         return f"{self.topic_prefix}{base_name}"

@@ -4,6 +4,7 @@
                                                                              (stateless, any partition)
     analyse_batch(articles)       the same for several articles, one stage at a time (the agent's way)
     ArticleIndex.decide(analysed) dedup verdict + story cluster                 (stateful: the funnel)
+    ArticleIndex.evict_expired()  what leaves the index by arrival age and budget (tombstones)
     finish(analysed, decided)     → the `articles.enriched` message (+ a duplicate event)
 
 The faust agents (worker/app.py) and the offline `ingest enrich` (`enrich_offline`) both call
@@ -23,9 +24,13 @@ import orjson
 from topics import SCHEMA_VERSION
 from worker.stages.dedup import DedupIndex, IndexRecord, Verdict
 from worker.stages.entities import tag_entities
+from worker.stages.event_time import DEFAULT_MAX_FUTURE_SKEW_S, resolve_event_time
 from worker.stages.hashing import hash_text, signature_from_hex
 from worker.stages.language import detect_language
 from worker.stages.normalise import normalise
+from worker.stages.stories import (
+    DEFAULT_RETENTION_S as DEFAULT_STORY_RETENTION_S,
+)
 from worker.stages.stories import StoryAssignment, StoryIndex, StoryRecord, story_features
 from worker.stages.validate import Article
 
@@ -43,23 +48,10 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_time(article: Article, fallback: float) -> float:
-    """The time the dedup window is measured in: publication, else ingestion, else `fallback`."""
-    for value in (article.published_at, article.ingested_at):
-        if value:
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                continue
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return moment.timestamp()
-    return fallback
-
-
-def analyse(article: Article, num_perm: int, fallback_time: float | None = None) -> dict[str, Any]:
+def analyse(article: Article, num_perm: int, arrival: float | None = None,
+            max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> dict[str, Any]:
     """Run the stateless stages. Raises StageError naming the stage that failed."""
-    result = analyse_batch([article], num_perm, [fallback_time])[0]
+    result = analyse_batch([article], num_perm, [arrival], max_future_skew_s)[0]
     if isinstance(result, Exception):
         raise result
     return result
@@ -68,25 +60,28 @@ def analyse(article: Article, num_perm: int, fallback_time: float | None = None)
 class _Job:
     """One article on its way through `analyse_batch`."""
 
-    __slots__ = ("article", "fallback_time", "timings", "error", "text", "language", "hashes",
+    __slots__ = ("article", "arrival", "timings", "error", "text", "language", "hashes",
                  "entities", "event_time", "features")
 
-    def __init__(self, article: Article, fallback_time: float | None) -> None:
+    def __init__(self, article: Article, arrival: float | None) -> None:
         self.article = article
-        self.fallback_time = fallback_time
+        self.arrival = arrival
         self.timings: dict[str, float] = {}
         self.error: Exception | None = None
 
 
 def analyse_batch(articles: Sequence[Article], num_perm: int,
-                  fallback_times: Sequence[float | None] | None = None) -> list[dict[str, Any] | Exception]:
+                  arrivals: Sequence[float | None] | None = None,
+                  max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> list[dict[str, Any] | Exception]:
     """`analyse` for several articles, one stage at a time: each stage runs over the whole batch
     before the next starts, so its tables (language profiles, the gazetteer's automaton) are
     still in the CPU caches for the next article. Same results as one `analyse` per article;
-    the whole path takes 15-25 % less time per article at 16 (BENCHMARKS.md). An article that
+    the whole path takes 15-25 % less time per article at 16 (BENCHMARKS.md). `arrivals`: the
+    wall clock when each article was taken (default: now), which bounds its event time
+    (stages/event_time.py). An article that
     failed gets its exception in its place (a StageError naming the stage, if a stage raised),
     and the others go on."""
-    jobs = [_Job(a, None if fallback_times is None else fallback_times[i]) for i, a in enumerate(articles)]
+    jobs = [_Job(a, None if arrivals is None else arrivals[i]) for i, a in enumerate(articles)]
 
     def stage(name: str, step) -> None:
         for job in jobs:
@@ -117,7 +112,7 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
         # Story features need only this article, so they are computed here, in parallel, and
         # not in the one-partition funnel (whose throughput caps the pipeline's).
         job.features = story_features({e.id: e.count for e in job.entities},
-                                      f"{job.text.title}\n\n{job.text.body}", job.event_time)
+                                      f"{job.text.title}\n\n{job.text.body}", job.event_time.value)
 
     stage("normalise", normalise_step)
     for job in jobs:
@@ -129,8 +124,9 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
     for job in jobs:
         if job.error is None:
             try:
-                job.event_time = event_time(job.article,
-                                            time.time() if job.fallback_time is None else job.fallback_time)
+                job.event_time = resolve_event_time(job.article.published_at, job.article.ingested_at,
+                                                    time.time() if job.arrival is None else job.arrival,
+                                                    max_future_skew_s)
             except Exception as exc:  # noqa: BLE001 - this article only
                 job.error = exc
     stage("stories", stories_step)
@@ -154,7 +150,7 @@ def _analysed(job: _Job) -> dict[str, Any]:
         "language": job.language.to_dict(),
         "hashes": job.hashes.to_dict(),
         "entities": [e.to_dict() for e in job.entities],
-        "event_time": job.event_time,
+        "event_time": job.event_time.to_dict(),
         "story_features": job.features,
         "timings_ms": job.timings,
     }
@@ -168,40 +164,115 @@ class Decided:
     record: bytes  # the table value to persist for this article (empty for a redelivery)
 
 
+def event_epoch(analysed: dict[str, Any]) -> float:
+    """The event time of an analysed article (schema 1 carried the bare epoch)."""
+    value = analysed["event_time"]
+    return float(value["epoch"]) if isinstance(value, dict) else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEviction:
+    """What `ArticleIndex.evict_expired` changed in the table, and why."""
+
+    delete: list[str]  # ids with nothing left in the index: delete their keys (tombstones)
+    rewrite: dict[str, bytes]  # ids with one part left (dedup or story): the record to store now
+    by_age: int  # dedup entries past the retention since arrival
+    by_budget: int  # dedup entries beyond the memory budget (oldest arrivals)
+    story_records: int  # story records that left with their stories
+
+
+RECORD_VERSION = 2  # 1: no "v" field, no arrival times (see `ArticleIndex.rebuild`)
+
+
 class ArticleIndex:
     """The dedup funnel's state: the dedup index and the story index, persisted together as
-    one small record per article id (the faust Table value), and rebuilt from those records."""
+    one small record per article id (the faust Table value), and rebuilt from those records.
 
-    def __init__(self, threshold: float = 0.6, num_perm: int = 126, window_s: float = 30 * 86400) -> None:
-        self.dedup = DedupIndex(threshold=threshold, num_perm=num_perm, window_s=window_s)
-        self.stories = StoryIndex()
+    Both indexes keep what arrived within their retention (and budget), whatever its event
+    time. Arrival times come from the index's own clock (`now`, made strictly increasing), so
+    sorting the records by arrival replays the decisions in the order they were made: the
+    rebuilt index decides exactly as the one before the restart.
+    """
+
+    def __init__(self, threshold: float = 0.6, num_perm: int = 126, retention_s: float = 30 * 86400,
+                 max_articles: int = 1_000_000, story_retention_s: float = DEFAULT_STORY_RETENTION_S) -> None:
+        self.dedup = DedupIndex(threshold=threshold, num_perm=num_perm, retention_s=retention_s,
+                                max_articles=max_articles)
+        self.stories = StoryIndex(retention_s=min(story_retention_s, retention_s), max_records=max_articles)
+        self._last_arrival = float("-inf")
 
     def __len__(self) -> int:
         return len(self.dedup)
 
-    def decide(self, analysed: dict[str, Any]) -> Decided:
+    def _arrival(self, now: float | None) -> float:
+        now = time.time() if now is None else now
+        self._last_arrival = max(now, self._last_arrival + 1e-6)  # strictly increasing: the decision order
+        return self._last_arrival
+
+    def decide(self, analysed: dict[str, Any], now: float | None = None) -> Decided:
         minhash = analysed["hashes"]["minhash"]
+        event_time = event_epoch(analysed)
+        known_dedup = self.dedup.get(analysed["id"])
+        known = self.stories.get(analysed["id"])
+        if known_dedup is not None and known is not None:
+            return Decided(known_dedup.verdict, known.assignment, True, b"")
+        arrival = self._arrival(now)
         decision = self.dedup.decide(analysed["id"], analysed["hashes"]["content_hash"],
                                      signature_from_hex(minhash["signature_hex"]), minhash["shingles"],
-                                     analysed["event_time"])
-        known = self.stories.get(analysed["id"])
-        if decision.redelivery and known is not None:
-            return Decided(decision.verdict, known.assignment, True, b"")
-        story = self.stories.assign_features(analysed["id"], analysed["story_features"], analysed["event_time"])
-        record = {"dedup": decision.record.to_dict(), "story": self.stories.get(analysed["id"]).to_dict()}
-        return Decided(decision.verdict, story, decision.redelivery, orjson.dumps(record))
+                                     event_time, arrival)
+        story = self.stories.assign_features(analysed["id"], analysed["story_features"], event_time, arrival)
+        return Decided(decision.verdict, story, decision.redelivery, self._record(analysed["id"]))
 
-    def rebuild(self, records: Iterable[bytes]) -> None:
-        """Load stored records in event-time order (the order they were decided in)."""
-        decoded = sorted((orjson.loads(r) for r in records if r), key=lambda d: (d["dedup"]["t"], d["dedup"]["id"]))
-        for d in decoded:
-            self.dedup.load(IndexRecord.from_dict(d["dedup"]))
-            self.stories.load(StoryRecord.from_dict(d["story"]))
+    def _record(self, article_id: str) -> bytes:
+        """The table value for this id: what is left of it in either index (b"" if nothing)."""
+        dedup, story = self.dedup.get(article_id), self.stories.get(article_id)
+        if dedup is None and story is None:
+            return b""
+        return orjson.dumps({"v": RECORD_VERSION, "dedup": None if dedup is None else dedup.to_dict(),
+                             "story": None if story is None else story.to_dict()})
 
-    def evict_expired(self) -> list[str]:
-        """Ids whose records leave the window (delete their table keys: tombstones)."""
-        self.stories.evict_expired()  # its shorter window; the record stays while dedup needs it
-        return self.dedup.evict_expired()
+    def rebuild(self, records: Iterable[bytes], now: float | None = None) -> None:
+        """Load stored records in the order they were decided (by arrival). Records of version 1
+        (no arrival times, written before this version) load first, in event-time order, as if
+        they had arrived `now`: they stay a whole retention period after an upgrade."""
+        now = time.time() if now is None else now
+        decoded = [orjson.loads(r) for r in records if r]
+
+        def order(d: dict) -> tuple:
+            part = d["dedup"] or d["story"]
+            return ("a" in part, part.get("a", 0.0), part["t"], part["id"])
+
+        for d in sorted(decoded, key=order):
+            if d.get("dedup"):
+                self.dedup.load(IndexRecord.from_dict(d["dedup"], default_arrival=now))
+            if d.get("story"):
+                self.stories.load(StoryRecord.from_dict(d["story"], default_arrival=now))
+            part = d["dedup"] or d["story"]
+            self._last_arrival = max(self._last_arrival, float(part.get("a", now)))
+
+    def evict_expired(self, now: float | None = None) -> IndexEviction:
+        """Let go of what arrived longer ago than the retentions, or is beyond the budget: a
+        key whose both parts left is deleted; one with a part left is rewritten with that part,
+        so the table always holds exactly what a rebuild needs."""
+        now = time.time() if now is None else now
+        story_ids = self.stories.evict_expired(now)
+        dedup = self.dedup.evict_expired(now)
+        delete, rewrite = [], {}
+        for article_id in dict.fromkeys([*dedup.ids, *story_ids]):
+            record = self._record(article_id)
+            if record:
+                rewrite[article_id] = record
+            else:
+                delete.append(article_id)
+        return IndexEviction(delete, rewrite, dedup.by_age, dedup.by_budget, len(story_ids))
+
+
+def new_article_index(settings) -> ArticleIndex:
+    """The index as `settings` (worker.config.Settings) configure it: the worker's and `ingest enrich`'s."""
+    return ArticleIndex(threshold=settings.dedup_threshold, num_perm=settings.minhash_permutations,
+                        retention_s=settings.dedup_retention.total_seconds(),
+                        max_articles=settings.dedup_max_articles,
+                        story_retention_s=settings.story_retention.total_seconds())
 
 
 def finish(analysed: dict[str, Any], decided: Decided, dedup_ms: float) -> tuple[dict, dict | None]:
@@ -223,6 +294,7 @@ def finish(analysed: dict[str, Any], decided: Decided, dedup_ms: float) -> tuple
             "similarity": round(verdict.similarity, 4),
             "jaccard": round(verdict.jaccard, 4),
             "containment": round(verdict.containment, 4),
+            "merged_clusters": list(verdict.merged_clusters),
             "content_hash": analysed["hashes"]["content_hash"],
             "title": analysed["title"],
             "source": analysed["source"],
@@ -231,10 +303,11 @@ def finish(analysed: dict[str, Any], decided: Decided, dedup_ms: float) -> tuple
     return enriched, duplicate_event
 
 
-def enrich_offline(articles: Iterable[Article], index: ArticleIndex, num_perm: int) -> Iterator[dict]:
+def enrich_offline(articles: Iterable[Article], index: ArticleIndex, num_perm: int,
+                   max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> Iterator[dict]:
     """`ingest enrich`: the same stages in-process, dedup across the whole input, in order."""
     for article in articles:
-        analysed = analyse(article, num_perm)
+        analysed = analyse(article, num_perm, None, max_future_skew_s)
         start = time.perf_counter()
         decided = index.decide(analysed)
         enriched, _ = finish(analysed, decided, (time.perf_counter() - start) * 1000)

@@ -20,9 +20,9 @@ def body(path: Path) -> str:
     return normalise(parsed["title"], parsed["body"]).body
 
 
-def add(index: DedupIndex, article_id: str, text: str, t: float = 0.0):
+def add(index: DedupIndex, article_id: str, text: str, t: float = 0.0, arrival: float = 0.0):
     h = hash_text(text, "en", NUM_PERM)
-    return index.decide(article_id, h.content_hash, h.signature, h.shingle_count, t)
+    return index.decide(article_id, h.content_hash, h.signature, h.shingle_count, t, arrival)
 
 
 def test_seeds_are_unique_then_exact_duplicates_under_new_ids():
@@ -99,16 +99,68 @@ def test_lsh_recall_at_the_threshold_is_high():
     assert found / trials >= 0.95
 
 
-def test_eviction_drops_old_entries_and_reports_them():
-    index = DedupIndex(num_perm=NUM_PERM, window_s=100)
-    add(index, "old", body(SEEDS[0]), t=0)
-    add(index, "mid", body(SEEDS[1]), t=50)
-    assert index.evict_expired() == []
-    add(index, "new", body(SEEDS[2]), t=160)
-    assert index.evict_expired() == ["old", "mid"]
+def test_eviction_is_by_arrival_age_and_reports_it():
+    index = DedupIndex(num_perm=NUM_PERM, retention_s=100)
+    add(index, "old", body(SEEDS[0]), t=5_000, arrival=0)
+    add(index, "mid", body(SEEDS[1]), t=-9_000, arrival=50)
+    assert index.evict_expired(now=99).ids == []
+    # A far-future event time moves nothing: only the arrival clock does.
+    add(index, "future", body(SEEDS[2]), t=4e9, arrival=90)
+    assert index.evict_expired(now=99).ids == []
+    eviction = index.evict_expired(now=160)
+    assert eviction.ids == ["old", "mid"] and (eviction.by_age, eviction.by_budget) == (2, 0)
     assert index.get("old") is None and len(index) == 1
     # The evicted text is no longer known: seen again, it is unique.
-    assert add(index, "again", body(SEEDS[0]), t=170).verdict.status == "unique"
+    assert add(index, "again", body(SEEDS[0]), t=170, arrival=170).verdict.status == "unique"
+
+
+def test_budget_evicts_the_oldest_arrivals_first():
+    index = DedupIndex(num_perm=NUM_PERM, max_articles=3)
+    for i, path in enumerate(SEEDS):
+        add(index, f"a{i}", body(path), arrival=float(i))
+    eviction = index.evict_expired(now=5.0)
+    assert eviction.ids == ["a0", "a1"] and (eviction.by_age, eviction.by_budget) == (0, 2)
+    assert len(index) == 3 and index.get("a2") is not None
+
+
+def test_far_future_date_between_copies_keeps_every_copy_found():
+    """Issue 16's first case: the seeds, one article dated 2099, the seeds again under new ids."""
+    index = DedupIndex(num_perm=NUM_PERM)
+    for i, path in enumerate(SEEDS):
+        add(index, f"a{i}", body(path), t=1_743_120_000.0, arrival=1_000.0 + i)
+    add(index, "future", "an unrelated text about something else entirely " * 20, t=4_070_908_800.0, arrival=1_010.0)
+    index.evict_expired(now=1_011.0)
+    for i, path in enumerate(SEEDS):
+        d = add(index, f"b{i}", body(path), t=1_743_120_000.0, arrival=1_020.0 + i)
+        assert d.verdict.status == "exact_duplicate" and d.verdict.duplicate_of == f"a{i}"
+
+
+def test_a_text_matching_two_clusters_joins_them_whatever_the_order():
+    """Near-duplication is not transitive: the two halves of one text are copies of it, not of
+    each other. Whichever comes first, the three end in one cluster once merges are applied."""
+    words = body(SEEDS[1]).split()
+    whole = " ".join(words)
+    first, second = " ".join(words[: len(words) * 6 // 10]), " ".join(words[len(words) * 4 // 10:])
+    texts = {"whole": whole, "first": first, "second": second}
+    import itertools
+    for order in itertools.permutations(texts):
+        index = DedupIndex(num_perm=NUM_PERM)
+        verdicts = {name: add(index, name, texts[name]).verdict for name in order}
+        parent: dict[str, str] = {}
+
+        def root(c: str) -> str:
+            while c in parent:
+                c = parent[c]
+            return c
+
+        for v in verdicts.values():
+            for other in v.merged_clusters:
+                a, b = root(other), root(v.cluster_id)
+                if a != b:
+                    parent[a] = b
+        assert len({root(v.cluster_id) for v in verdicts.values()}) == 1, (order, verdicts)
+        # The index applies them itself (one name for the cluster, the smallest id joined).
+        assert len({index.cluster_of(v.cluster_id) for v in verdicts.values()}) == 1
 
 
 def test_rebuild_from_records_gives_the_same_answers():

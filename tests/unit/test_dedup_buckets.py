@@ -62,14 +62,14 @@ def test_every_live_entry_is_found_across_growths_and_evicted_ones_are_dropped(t
 
 def test_index_finds_live_copies_and_forgets_evicted_ones_across_growths(tiny_tables):
     rng = np.random.default_rng(9)
-    index = DedupIndex(num_perm=NUM_PERM, window_s=300)
+    index = DedupIndex(num_perm=NUM_PERM, retention_s=300)
     originals = {}
     queried: set[int] = set()
     for i in range(3_000):
         signature = rng.integers(0, 2**32, size=NUM_PERM, dtype=np.uint32)
-        assert index.decide(f"a{i}", f"h{i}", signature, 500, float(i)).verdict.status == "unique"
+        assert index.decide(f"a{i}", f"h{i}", signature, 500, float(i), float(i)).verdict.status == "unique"
         originals[i] = signature
-        index.evict_expired()
+        index.evict_expired(float(i))
         if i % 10 == 0 and i > 400:
             # A copy (new content hash) of an article still in the window, and of one evicted.
             recent, evicted = int(rng.integers(i - 250, i)), int(rng.integers(0, i - 350))
@@ -79,7 +79,7 @@ def test_index_finds_live_copies_and_forgets_evicted_ones_across_growths(tiny_ta
                 queried.add(j)
                 copy = originals[j].copy()
                 copy[rng.random(NUM_PERM) < 0.05] += 1  # Jaccard ~0.9
-                verdict = index.decide(f"q{j}", f"qh{j}", copy, 500, float(i)).verdict
+                verdict = index.decide(f"q{j}", f"qh{j}", copy, 500, float(i), float(i)).verdict
                 if in_window:
                     assert verdict.status == "near_duplicate" and verdict.duplicate_of == f"a{j}"
                 else:

@@ -70,8 +70,8 @@ def without_timings(analysed: dict) -> dict:
 
 def test_analyse_batch_gives_what_analyse_gives_one_by_one():
     articles = seed_articles()
-    one_by_one = [analyse(a, 126, fallback_time=0.0) for a in articles]
-    batched = analyse_batch(articles, 126, [0.0] * len(articles))
+    one_by_one = [analyse(a, 126, arrival=1_743_200_000.0) for a in articles]
+    batched = analyse_batch(articles, 126, [1_743_200_000.0] * len(articles))
     assert [without_timings(a) for a in batched] == [without_timings(a) for a in one_by_one]
     for analysed in batched:
         assert set(analysed["timings_ms"]) == {"normalise", "language", "hashing", "entities", "stories"}
@@ -81,7 +81,7 @@ def test_a_failing_article_does_not_stop_the_others_in_its_batch(monkeypatch):
     articles = seed_articles()
     empty = parse_article(b"empty", orjson.dumps({"id": "empty", "title": "t", "body": "Advertisement"}), 1 << 20)
     poisoned = articles[1]
-    expected = [analyse(a, 126, fallback_time=0.0) for a in articles]
+    expected = [analyse(a, 126, arrival=1_743_200_000.0) for a in articles]
     poisoned_body = expected[1]["content"]["body"]
     real_tag = pipeline.tag_entities
 
@@ -92,11 +92,11 @@ def test_a_failing_article_does_not_stop_the_others_in_its_batch(monkeypatch):
 
     monkeypatch.setattr(pipeline, "tag_entities", tag)
     batch = [articles[0], empty, poisoned, *articles[2:]]
-    results = analyse_batch(batch, 126, [0.0] * len(batch))
+    results = analyse_batch(batch, 126, [1_743_200_000.0] * len(batch))
     assert isinstance(results[1], StageError) and results[1].stage == "normalise"
     assert isinstance(results[2], StageError) and results[2].stage == "entities"
     assert isinstance(results[2].__cause__, RuntimeError)
     survivors = [results[0], *results[3:]]
     assert [without_timings(a) for a in survivors] == [without_timings(a) for a in [expected[0], *expected[2:]]]
     with pytest.raises(StageError, match="tagger broke"):
-        analyse(poisoned, 126, fallback_time=0.0)
+        analyse(poisoned, 126, arrival=1_743_200_000.0)

@@ -169,7 +169,7 @@ def test_deterministic() -> None:
 
 def test_to_dict() -> None:
     a = StoryAssignment("story-1", 0.123456, "x")
-    assert a.to_dict() == {"story_id": "story-1", "score": 0.1235, "matched": "x"}
+    assert a.to_dict() == {"story_id": "story-1", "score": 0.1235, "matched": "x", "merged_stories": []}
 
 
 # --------------------------------------------------------------------------- #
@@ -209,14 +209,23 @@ def test_snapshot_and_replay_give_the_same_decisions() -> None:
 # --------------------------------------------------------------------------- #
 
 
-def test_eviction_forgets_old_stories_and_records() -> None:
-    index = StoryIndex(window_s=DAY)
-    index.assign("old", MURMANSK_IDS, MURMANSK_EN, T0)
-    index.assign("new", KAZAN_IDS, KAZAN_EN, T0 + 2 * DAY)
-    assert index.evict_expired() == ["old"]
+def test_eviction_forgets_stories_by_arrival_age_not_event_time() -> None:
+    index = StoryIndex(window_s=DAY, retention_s=DAY)
+    index.assign("old", MURMANSK_IDS, MURMANSK_EN, T0 + 400 * DAY, arrival=T0)  # a far-future date
+    index.assign("new", KAZAN_IDS, KAZAN_EN, T0 - 400 * DAY, arrival=T0 + 0.5 * DAY)
+    assert index.evict_expired(now=T0 + 0.9 * DAY) == []
+    assert index.evict_expired(now=T0 + 1.2 * DAY) == ["old"]
     assert index.get("old") is None and index.get("new") is not None
     assert len(index) == 1
     assert not any(stories.new_story_id("old") in post for post in index._postings.values())
+
+
+def test_budget_evicts_the_stories_updated_longest_ago() -> None:
+    index = StoryIndex(max_records=1)
+    index.assign("old", MURMANSK_IDS, MURMANSK_EN, T0, arrival=T0)
+    index.assign("new", KAZAN_IDS, KAZAN_EN, T0, arrival=T0 + 1)
+    assert index.evict_expired(now=T0 + 2) == ["old"]
+    assert index.get("new") is not None
 
 
 def test_postings_and_story_size_are_capped() -> None:

@@ -72,6 +72,8 @@ __all__ = [
 DEFAULT_THRESHOLD = 0.30
 DEFAULT_WINDOW_S = 3 * 86400.0  # an event's coverage: publication times within 3 days
 DEFAULT_IDF_WINDOW = 20_000  # articles the IDF table remembers
+DEFAULT_RETENTION_S = 7 * 86400.0  # a story with no new article for this long (arrival) leaves
+DEFAULT_MAX_RECORDS = 1_000_000  # member articles held at most (the oldest stories leave first)
 
 MAX_ARTICLE_FEATURES = 48
 MAX_STORY_FEATURES = 64
@@ -344,9 +346,11 @@ class StoryAssignment:
     story_id: str
     score: float  # similarity to the story joined; for a new story, the best score seen (< threshold)
     matched: str | None  # the member article this one resembled most; None for a new story
+    merged_stories: tuple[str, ...] = ()  # other stories this article also matched: now one
 
     def to_dict(self) -> dict:
-        return {"story_id": self.story_id, "score": round(self.score, 4), "matched": self.matched}
+        return {"story_id": self.story_id, "score": round(self.score, 4), "matched": self.matched,
+                "merged_stories": list(self.merged_stories)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,19 +363,26 @@ class StoryRecord:
     matched: str | None
     event_time: float
     features: tuple[tuple[str, float], ...]
+    arrival: float = 0.0  # epoch seconds when the index took it: what retention is measured by
+    merged_stories: tuple[str, ...] = ()
 
     @property
     def assignment(self) -> StoryAssignment:
-        return StoryAssignment(self.story_id, self.score, self.matched)
+        return StoryAssignment(self.story_id, self.score, self.matched, self.merged_stories)
 
     def to_dict(self) -> dict:
-        return {"id": self.article_id, "s": self.story_id, "sc": self.score, "m": self.matched,
-                "t": self.event_time, "f": [[k, v] for k, v in self.features]}
+        d = {"id": self.article_id, "s": self.story_id, "sc": self.score, "m": self.matched,
+             "t": self.event_time, "a": self.arrival, "f": [[k, v] for k, v in self.features]}
+        if self.merged_stories:
+            d["mg"] = list(self.merged_stories)
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> StoryRecord:
+    def from_dict(cls, d: dict, default_arrival: float = 0.0) -> StoryRecord:
+        """`default_arrival`: see `IndexRecord.from_dict` (records written before arrivals were)."""
         return cls(d["id"], d["s"], float(d["sc"]), d["m"], float(d["t"]),
-                   tuple((str(k), float(v)) for k, v in d["f"]))
+                   tuple((str(k), float(v)) for k, v in d["f"]), float(d.get("a", default_arrival)),
+                   tuple(d.get("mg", ())))
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.to_dict())
@@ -384,12 +395,15 @@ class StoryRecord:
 @dataclass(slots=True)
 class _Story:
     story_id: str
-    first_time: float
+    first_time: float  # event times of its members
     last_time: float
+    last_arrival: float = 0.0  # what retention is measured by
     size: int = 0
     centroid: dict[str, float] = field(default_factory=dict)  # sum of members' unit base vectors
     members: deque[tuple[str, dict[str, float]]] = field(default_factory=lambda: deque(maxlen=MAX_MEMBERS))
-    posted: set[str] = field(default_factory=set)  # features this story is listed under
+    posted: set[tuple[int, str]] = field(default_factory=set)  # (time bucket, feature) it is listed under
+    articles: list[str] = field(default_factory=list)  # every member's id (they leave with the story)
+    aliases: list[str] = field(default_factory=list)  # stories merged into this one
 
 
 class _IdfTable(dict):
@@ -444,20 +458,36 @@ def new_story_id(article_id: str) -> str:
 
 
 class StoryIndex:
+    """Stories in memory: what the worker's funnel and `ingest enrich` assign articles to.
+
+    threshold     cosine at which an article joins a story (and two stories it matches merge)
+    window_s      event-time neighbourhood: an article meets the stories active within this of
+                  its own event time, whatever order articles arrive in
+    retention_s   a story leaves this long after its last article *arrived* (arrival, not event time)
+    max_records   the memory budget in member articles: past it, the stories that received an
+                  article longest ago leave first
+    idf_window    the articles (most recent arrivals still indexed) the IDF table counts
+    """
+
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, window_s: float = DEFAULT_WINDOW_S,
-                 idf_window: int = DEFAULT_IDF_WINDOW) -> None:
+                 idf_window: int = DEFAULT_IDF_WINDOW, retention_s: float = DEFAULT_RETENTION_S,
+                 max_records: int = DEFAULT_MAX_RECORDS) -> None:
         self.threshold = threshold
         self.window_s = window_s
         self.idf_window = idf_window
-        self.watermark = float("-inf")
+        self.retention_s = retention_s
+        self.max_records = max_records
         self._stories: dict[str, _Story] = {}
-        self._postings: dict[str, deque[str]] = {}
+        self._merged_into: dict[str, str] = {}  # story -> the story it was merged into
+        # (event-time bucket, feature) -> story ids, most recently updated last. Buckets are
+        # `window_s` wide; an article reads its own bucket and both neighbours.
+        self._postings: dict[tuple[int, str], deque[str]] = {}
         self._records: dict[str, StoryRecord] = {}  # in decision order (snapshots replay it)
-        self._recent: deque[tuple[str, ...]] = deque()  # feature keys of the last idf_window articles
+        self._recent: dict[str, tuple[str, ...]] = {}  # the IDF window: id -> feature keys, oldest first
         self._idf = _IdfTable(max_entries=4 * idf_window)
         self._df = self._idf.df  # document frequencies over _recent
-        self._story_expiry: list[tuple[float, str]] = []  # heap of (story last time, story id)
-        self._record_expiry: list[tuple[float, str]] = []  # heap of (event time, article id)
+        self._story_expiry: list[tuple[float, str]] = []  # heap of (story's last arrival, story id)
+        self._clock = 0.0  # the latest arrival seen (assignments without an arrival use it)
 
     def __len__(self) -> int:
         return len(self._stories)
@@ -465,37 +495,54 @@ class StoryIndex:
     # -- the decision ------------------------------------------------------------------------------
 
     def assign(self, article_id: str, entity_ids: Sequence[str] | Mapping[str, int], text: str,
-               event_time: float) -> StoryAssignment:
+               event_time: float, arrival: float | None = None) -> StoryAssignment:
         """The story of this article (a redelivered id gets its first answer again)."""
         known = self._records.get(article_id)
         if known is not None:
             return known.assignment
-        return self.assign_features(article_id, story_features(entity_ids, text, event_time), event_time)
+        return self.assign_features(article_id, story_features(entity_ids, text, event_time), event_time,
+                                    arrival)
 
     def assign_features(self, article_id: str, features: Mapping[str, float],
-                        event_time: float) -> StoryAssignment:
+                        event_time: float, arrival: float | None = None) -> StoryAssignment:
         """`assign` for features computed beforehand by `story_features` (the worker computes
-        them in the stateless analyse agent, so the one-partition funnel does only index work)."""
+        them in the stateless analyse agent, so the one-partition funnel does only index work).
+        `arrival`: when the index took the article (default: the latest arrival seen)."""
         known = self._records.get(article_id)
         if known is not None:
             return known.assignment
         features = dict(features)
-        self._count(features)
-        story_id, score, matched = self._best_story(features, event_time)
-        if story_id is None or score < self.threshold:
-            story_id, matched = new_story_id(article_id), None
+        self._count(article_id, features)
+        matches = self._matching_stories(features, event_time)
+        if matches and matches[0][1] >= self.threshold:
+            joined = {sid for sid, score, _ in matches if score >= self.threshold}
+            story_id = min(joined)  # the same name whatever order the merges come in
+            _, score, matched = matches[0]
+            merged = tuple(sorted(joined - {story_id}))
+        else:
+            score = matches[0][1] if matches else 0.0
+            story_id, matched, merged = new_story_id(article_id), None, ()
+        arrival = self._clock if arrival is None else arrival
         record = StoryRecord(article_id, story_id, round(score, 6), matched, event_time,
-                             tuple(features.items()))
+                             tuple(features.items()), arrival, merged)
         self._apply(record)
         return record.assignment
+
+    def story_of(self, story_id: str) -> str:
+        """The story `story_id` is part of now (itself, unless it was merged)."""
+        merged_into = self._merged_into
+        while story_id in merged_into:
+            story_id = merged_into[story_id]
+        return story_id
 
     # -- persistence -------------------------------------------------------------------------------
 
     def load(self, record: StoryRecord) -> None:
-        """Replay a stored decision (after a restart): same state as when it was made."""
+        """Replay a stored decision (after a restart; in decision order): the same state as when
+        it was made."""
         if record.article_id in self._records:
             return
-        self._count(dict(record.features))
+        self._count(record.article_id, dict(record.features))
         self._apply(record)
 
     def get(self, article_id: str) -> StoryRecord | None:
@@ -503,64 +550,92 @@ class StoryIndex:
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"threshold": self.threshold, "window_s": self.window_s,
-                             "idf_window": self.idf_window,
+                             "idf_window": self.idf_window, "retention_s": self.retention_s,
+                             "max_records": self.max_records,
                              "records": [r.to_dict() for r in self._records.values()]})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> StoryIndex:
         d = orjson.loads(raw)
-        index = cls(d["threshold"], d["window_s"], d["idf_window"])
+        index = cls(d["threshold"], d["window_s"], d["idf_window"],
+                    d.get("retention_s", DEFAULT_RETENTION_S), d.get("max_records", DEFAULT_MAX_RECORDS))
         for r in d["records"]:
             index.load(StoryRecord.from_dict(r))
         return index
 
-    def evict_expired(self) -> list[str]:
-        """Forget what is older than the window before the newest event time: stories with no
-        article since, and the records of articles published before it (their ids are returned:
-        delete them from the table). A redelivery older than the window is decided afresh."""
-        horizon = self.watermark - self.window_s
-        while self._story_expiry and self._story_expiry[0][0] < horizon:
-            last, sid = heapq.heappop(self._story_expiry)
-            story = self._stories.get(sid)
-            if story is None or story.last_time != last:
-                continue  # stale heap entry: the story was updated since
-            del self._stories[sid]
-            for f in story.posted:
-                self._unpost(f, sid)
+    def evict_expired(self, now: float | None = None) -> list[str]:
+        """Forget the stories whose last article arrived more than `retention_s` before `now`,
+        then, past `max_records`, the stories updated longest ago; a story leaves whole, with
+        its members' records (their ids are returned). A redelivery of one is decided afresh."""
+        horizon = (self._clock if now is None else now) - self.retention_s
         dropped: list[str] = []
-        while self._record_expiry and self._record_expiry[0][0] < horizon:
-            _, aid = heapq.heappop(self._record_expiry)
-            if self._records.pop(aid, None) is not None:
-                dropped.append(aid)
+        expiry = self._story_expiry
+        while expiry and (expiry[0][0] < horizon or len(self._records) > self.max_records):
+            last, sid = heapq.heappop(expiry)
+            story = self._stories.get(sid)
+            if story is None or story.last_arrival != last:
+                continue  # stale heap entry: the story was updated (or merged) since
+            del self._stories[sid]
+            for key in story.posted:
+                self._unpost(key, sid)
+            for alias in story.aliases:
+                self._merged_into.pop(alias, None)
+            for aid in story.articles:
+                if self._records.pop(aid, None) is not None:
+                    dropped.append(aid)
+                keys = self._recent.pop(aid, None)
+                if keys is not None:
+                    self._idf.uncount(keys)
+        if dropped:
+            self._idf.set_articles(len(self._recent))
         return dropped
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _count(self, features: Mapping[str, float]) -> None:
+    def _count(self, article_id: str, features: Mapping[str, float]) -> None:
         keys = tuple(features)
-        self._recent.append(keys)
+        self._recent[article_id] = keys
         self._idf.count(keys)
         if len(self._recent) > self.idf_window:
-            self._idf.uncount(self._recent.popleft())
+            oldest = next(iter(self._recent))
+            self._idf.uncount(self._recent.pop(oldest))
         self._idf.set_articles(len(self._recent))
+
+    def _bucket(self, event_time: float) -> int:
+        return math.floor(event_time / self.window_s)
 
     def _active(self, story: _Story, event_time: float) -> bool:
         return (story.last_time >= event_time - self.window_s
                 and story.first_time <= event_time + self.window_s)
 
-    def _best_story(self, features: Mapping[str, float], event_time: float) -> tuple[str | None, float, str | None]:
+    def _matching_stories(self, features: Mapping[str, float],
+                          event_time: float) -> list[tuple[str, float, str | None]]:
+        """(story, score, best member) for the stories scored, best first."""
         idf = self._idf  # idf[f]: a hit is one C-level dict lookup
         weighted = {f: w * idf[f] for f, w in features.items()}
         weighted_get = weighted.get  # the loops below are the funnel's hottest code: locals only
         bound: dict[str, float] = {}
         bound_get = bound.get
         postings_get = self._postings.get
+        home = self._bucket(event_time)
         for f, w in weighted.items():
             w2 = w * w
-            for sid in postings_get(f, ()):
-                bound[sid] = bound_get(sid, 0.0) + w2
+            seen = None
+            for bucket in (home - 1, home, home + 1):
+                post = postings_get((bucket, f))
+                if post is None:
+                    continue
+                if seen is None:
+                    seen = set(post)
+                    for sid in post:
+                        bound[sid] = bound_get(sid, 0.0) + w2
+                else:
+                    for sid in post:
+                        if sid not in seen:
+                            seen.add(sid)
+                            bound[sid] = bound_get(sid, 0.0) + w2
         if not bound:
-            return None, 0.0, None
+            return []
         a_norm = math.sqrt(sum(v * v for v in weighted.values())) or 1.0
         # 1. centroid cosine for the best candidates by the cheap bound (active stories only)
         scored: list[tuple[float, str]] = []
@@ -585,34 +660,35 @@ class StoryIndex:
             if len(scored) >= MAX_CANDIDATES:
                 break
         if not scored:
-            return None, 0.0, None
+            return []
         scored.sort(key=lambda t: (-t[0], t[1]))
         # 2. single-link check against the recent members of the few best stories
-        best: tuple[str | None, float, str | None] = (None, 0.0, None)
-        for cos, sid in scored[:MEMBER_CHECKS]:
+        out: list[tuple[str, float, str | None]] = []
+        for rank, (cos, sid) in enumerate(scored):
             story = self._stories[sid]
             score, matched = cos, None
-            best_m = -1.0
-            for aid, unit in story.members:
-                dot = norm = 0.0
-                for f, v in unit.items():
-                    x = v * idf[f]
-                    norm += x * x
-                    wf = weighted_get(f)
-                    if wf is not None:
-                        dot += wf * x
-                m = dot / (a_norm * (math.sqrt(norm) or 1.0))
-                if m > best_m:
-                    best_m, matched = m, aid
-            if best_m > score and best_m > best[1] and \
-                    sum(w for f, w in features.items() if f in story.centroid) >= MIN_SHARED_WEIGHT:
-                score = best_m
-            if score > best[1]:
-                best = (sid, score, matched)
-        return best
+            if rank < MEMBER_CHECKS:
+                best_m = -1.0
+                for aid, unit in story.members:
+                    dot = norm = 0.0
+                    for f, v in unit.items():
+                        x = v * idf[f]
+                        norm += x * x
+                        wf = weighted_get(f)
+                        if wf is not None:
+                            dot += wf * x
+                    m = dot / (a_norm * (math.sqrt(norm) or 1.0))
+                    if m > best_m:
+                        best_m, matched = m, aid
+                if best_m > score and \
+                        sum(w for f, w in features.items() if f in story.centroid) >= MIN_SHARED_WEIGHT:
+                    score = best_m
+            out.append((sid, score, matched))
+        out.sort(key=lambda t: (-t[1], t[0]))
+        return out
 
-    def _unpost(self, feature: str, story_id: str) -> None:
-        post = self._postings.get(feature)
+    def _unpost(self, key: tuple[int, str], story_id: str) -> None:
+        post = self._postings.get(key)
         if post is None:
             return
         try:
@@ -620,46 +696,84 @@ class StoryIndex:
         except ValueError:
             pass
         if not post:
-            del self._postings[feature]
+            del self._postings[key]
 
-    def _apply(self, record: StoryRecord) -> None:
-        features = dict(record.features)
-        story = self._stories.get(record.story_id)
-        if story is None:
-            story = _Story(record.story_id, record.event_time, record.event_time)
-            self._stories[record.story_id] = story
-        story.first_time = min(story.first_time, record.event_time)
-        story.last_time = max(story.last_time, record.event_time)
-        story.size += 1
-        unit = _unit(features)
-        for f, v in unit.items():
-            story.centroid[f] = story.centroid.get(f, 0.0) + v
-        if len(story.centroid) > MAX_STORY_FEATURES:
-            keep = sorted(story.centroid.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_STORY_FEATURES]
-            story.centroid = dict(keep)
-            for f in story.posted - story.centroid.keys():
-                self._unpost(f, story.story_id)
-                story.posted.discard(f)
-        story.members.append((record.article_id, unit))
-        for f in story.centroid:
-            post = self._postings.get(f)
+    def _post(self, story: _Story, bucket: int, features: Iterable[str]) -> None:
+        """List `story` under these features in this time bucket, as the most recently updated."""
+        sid = story.story_id
+        for f in features:
+            key = (bucket, f)
+            post = self._postings.get(key)
             if post is None:
-                post = self._postings[f] = deque()
-            if f in story.posted:
-                if post[-1] == story.story_id:
+                post = self._postings[key] = deque()
+            if key in story.posted:
+                if post[-1] == sid:
                     continue  # already the most recent (about half the time)
                 try:
-                    post.remove(story.story_id)  # move to the most recent end
+                    post.remove(sid)  # move to the most recent end
                 except ValueError:
                     pass
-            post.append(story.story_id)
-            story.posted.add(f)
+            post.append(sid)
+            story.posted.add(key)
             while len(post) > MAX_POSTINGS:
                 old = post.popleft()
                 other = self._stories.get(old)
                 if other is not None:
-                    other.posted.discard(f)
+                    other.posted.discard(key)
+
+    def _trim(self, story: _Story) -> None:
+        if len(story.centroid) <= MAX_STORY_FEATURES:
+            return
+        keep = sorted(story.centroid.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_STORY_FEATURES]
+        story.centroid = dict(keep)
+        for key in [k for k in story.posted if k[1] not in story.centroid]:
+            self._unpost(key, story.story_id)
+            story.posted.discard(key)
+
+    def _merge(self, into: _Story, other: _Story) -> None:
+        """`other` becomes part of `into`: centroid, members, postings, times; its id an alias."""
+        for f, v in other.centroid.items():
+            into.centroid[f] = into.centroid.get(f, 0.0) + v
+        self._trim(into)
+        members = sorted([*into.members, *other.members], key=lambda m: self._records[m[0]].arrival)
+        into.members = deque(members[-MAX_MEMBERS:], maxlen=MAX_MEMBERS)
+        into.first_time = min(into.first_time, other.first_time)
+        into.last_time = max(into.last_time, other.last_time)
+        into.last_arrival = max(into.last_arrival, other.last_arrival)
+        into.size += other.size
+        into.articles += other.articles
+        into.aliases += [other.story_id, *other.aliases]
+        for key in other.posted:
+            self._unpost(key, other.story_id)
+            if key[1] in into.centroid:
+                self._post(into, key[0], (key[1],))
+        del self._stories[other.story_id]
+        self._merged_into[other.story_id] = into.story_id
+        for alias in other.aliases:
+            self._merged_into[alias] = into.story_id
+
+    def _apply(self, record: StoryRecord) -> None:
+        features = dict(record.features)
+        story_id = self.story_of(record.story_id)
+        story = self._stories.get(story_id)
+        if story is None:
+            story = _Story(story_id, record.event_time, record.event_time, record.arrival)
+            self._stories[story_id] = story
+        for other_id in record.merged_stories:
+            other = self._stories.get(self.story_of(other_id))
+            if other is not None and other is not story:
+                self._merge(story, other)
+        story.first_time = min(story.first_time, record.event_time)
+        story.last_time = max(story.last_time, record.event_time)
+        story.last_arrival = max(story.last_arrival, record.arrival)
+        story.size += 1
+        story.articles.append(record.article_id)
+        unit = _unit(features)
+        for f, v in unit.items():
+            story.centroid[f] = story.centroid.get(f, 0.0) + v
+        self._trim(story)
+        story.members.append((record.article_id, unit))
         self._records[record.article_id] = record
-        self.watermark = max(self.watermark, record.event_time)
-        heapq.heappush(self._story_expiry, (story.last_time, story.story_id))
-        heapq.heappush(self._record_expiry, (record.event_time, record.article_id))
+        self._post(story, self._bucket(record.event_time), story.centroid)
+        self._clock = max(self._clock, record.arrival)
+        heapq.heappush(self._story_expiry, (story.last_arrival, story.story_id))
