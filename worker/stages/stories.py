@@ -72,6 +72,7 @@ __all__ = [
 DEFAULT_THRESHOLD = 0.30
 DEFAULT_WINDOW_S = 3 * 86400.0  # an event's coverage: publication times within 3 days
 DEFAULT_IDF_WINDOW = 20_000  # articles the IDF table remembers
+DEFAULT_MERGE_THRESHOLD = 0.40  # 0.30 merged two events 2 days apart in one order; 0.6 lost recall (docs/quality.md)
 DEFAULT_RETENTION_S = 7 * 86400.0  # a story with no new article for this long (arrival) leaves
 DEFAULT_MAX_RECORDS = 1_000_000  # member articles held at most (the oldest stories leave first)
 
@@ -460,7 +461,9 @@ def new_story_id(article_id: str) -> str:
 class StoryIndex:
     """Stories in memory: what the worker's funnel and `ingest enrich` assign articles to.
 
-    threshold     cosine at which an article joins a story (and two stories it matches merge)
+    threshold     cosine at which an article joins a story
+    merge_threshold  cosine with a second story at which that story merges into the one joined
+                  (stricter than joining: a merge moves a whole story)
     window_s      event-time neighbourhood: an article meets the stories active within this of
                   its own event time, whatever order articles arrive in
     retention_s   a story leaves this long after its last article *arrived* (arrival, not event time)
@@ -471,8 +474,9 @@ class StoryIndex:
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, window_s: float = DEFAULT_WINDOW_S,
                  idf_window: int = DEFAULT_IDF_WINDOW, retention_s: float = DEFAULT_RETENTION_S,
-                 max_records: int = DEFAULT_MAX_RECORDS) -> None:
+                 max_records: int = DEFAULT_MAX_RECORDS, merge_threshold: float = DEFAULT_MERGE_THRESHOLD) -> None:
         self.threshold = threshold
+        self.merge_threshold = max(merge_threshold, threshold)
         self.window_s = window_s
         self.idf_window = idf_window
         self.retention_s = retention_s
@@ -515,7 +519,7 @@ class StoryIndex:
         self._count(article_id, features)
         matches = self._matching_stories(features, event_time)
         if matches and matches[0][1] >= self.threshold:
-            joined = {sid for sid, score, _ in matches if score >= self.threshold}
+            joined = {matches[0][0]} | {sid for sid, score, _ in matches[1:] if score >= self.merge_threshold}
             story_id = min(joined)  # the same name whatever order the merges come in
             _, score, matched = matches[0]
             merged = tuple(sorted(joined - {story_id}))
