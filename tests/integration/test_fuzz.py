@@ -46,7 +46,7 @@ def expected_reason(key: bytes | None, value: bytes | None) -> str | None:
     The same steps, in the same order, as worker.app.analyse_events and to_funnel."""
     try:
         article = parse_article(key, value, MAX_BYTES)
-        orjson.dumps(analyse(article, PERMUTATIONS, fallback_time=0.0))
+        orjson.dumps(analyse(article, PERMUTATIONS))
     except InvalidArticle as exc:
         return exc.reason
     except StageError:
@@ -119,7 +119,10 @@ CORPUS: list[tuple[bytes | None, bytes | None, str]] = [
     (b"list-body", orjson.dumps({"id": "list-body", "body": ["a", "b"]}), "wrong_type"),
     (b"int-title", good("int-title", title=5), "wrong_type"),
     (b"obj-url", good("obj-url", url={"href": "x"}), "wrong_type"),
-    (b"int-date", good("int-date", published_at=1700000000), "wrong_type"),
+    # a time field must be a string or an epoch number (1700000000 is a valid epoch, see ODD_TIMES)
+    (b"bool-date", good("bool-date", published_at=True), "wrong_type"),
+    (b"list-date", good("list-date", published_at=[2025, 3, 28]), "wrong_type"),
+    (b"obj-ingested", good("obj-ingested", ingested_at={"$date": 1700000000000}), "wrong_type"),
     (b"list-meta", good("list-meta", metadata=[1, 2]), "wrong_type"),
     (b"empty-body", orjson.dumps({"id": "empty-body", "body": ""}), "empty_body"),
     (b"ws-body", orjson.dumps({"id": "ws-body", "body": " \n\t\u3000 "}), "empty_body"),
@@ -131,6 +134,20 @@ CORPUS: list[tuple[bytes | None, bytes | None, str]] = [
     # analysed article cannot be serialised. This used to crash the agent and lose the message.
     (b"deep-meta", f'{{"id":"deep-meta","body":"{GOOD_BODY}","metadata":{nested(300)}}}'.encode(),
      "unexpected_error"),
+]
+
+
+# Valid articles whose times are odd but readable, or unreadable but not a reason to drop the
+# article (its event time falls back to the ingestion time): they must be enriched, never
+# dead-lettered. (Interleaved with the generated good articles.)
+ODD_TIMES: list[tuple[bytes, bytes]] = [
+    (f"odd-time-{i}".encode(), good(f"odd-time-{i}", **fields)) for i, fields in enumerate([
+        {"published_at": 1700000000}, {"published_at": 1700000000123}, {"published_at": 1.7e9},
+        {"published_at": "1700000000"}, {"published_at": "Fri, 28 Mar 2025 10:15:00 GMT"},
+        {"published_at": "yesterday"}, {"published_at": "2025-13-45"}, {"published_at": ""},
+        {"published_at": "2099-01-01T00:00:00Z"}, {"published_at": -(2**63)}, {"published_at": 2**64 - 1},
+        {"ingested_at": 1700000000, "published_at": "2025-03-28"}, {"ingested_at": "not a time"},
+    ])
 ]
 
 
@@ -160,6 +177,9 @@ def wrong_typed_article(draw):
     broken = draw(st.sampled_from(["id", "body", "title", "source", "url", "published_at", "ingested_at",
                                    "metadata"]))
     bad = draw(not_a_string)
+    if broken in ("published_at", "ingested_at"):  # strings and (non-boolean) numbers are valid times
+        bad = draw(st.one_of(st.booleans(), st.lists(json_leaf, max_size=3),
+                             st.dictionaries(st.text(max_size=5), json_leaf, max_size=3)))
     if broken == "metadata":
         bad = draw(st.one_of(st.lists(json_leaf, min_size=0, max_size=3), st.integers(), st.text(min_size=1)))
     if broken == "body":
@@ -235,7 +255,10 @@ def test_every_malformed_message_is_dead_lettered_and_the_worker_lives_on(kafka,
     assert {"invalid_utf8", "invalid_json", "wrong_type", "missing_id", "null_key", "key_mismatch",
             "too_large", "empty_message", "empty_body", "stage_error", "unexpected_error"} <= generated_reasons
 
+    for key, value in ODD_TIMES:
+        assert expected_reason(key, value) is None, value
     good_articles = make_articles(math.ceil(len(bad) / GOOD_EVERY), names.prefix.strip("."))
+    good_articles[:len(ODD_TIMES)] = ODD_TIMES
     messages, kinds = [], []  # kinds[i]: ("bad", reason) | ("good", id)
     for i, (key, value, reason) in enumerate(bad):
         messages.append((key, value))

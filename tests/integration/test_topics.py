@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 import topics
-from worker.admin import create_topics, missing_topics
+from worker.admin import TopicCreationError, create_topics, missing_topics
 
 from .helpers import settings_for, worker_env
 
@@ -57,6 +57,33 @@ def test_create_is_idempotent_and_applies_declared_configs(kafka, names):
         for key, value in spec.config.items():
             assert actual[key] == value, f"{spec.base_name}.{key}"
     assert configs[names.topic("articles.enriched")]["cleanup.policy"] == "compact"
+
+
+def test_create_reads_per_topic_errors_from_the_response(kafka, names, monkeypatch):
+    """aiokafka's create_topics does not raise for per-topic errors; they come back in the
+    response. Error 36 (already exists) means "exists", whatever a stale list_topics said;
+    any other error is raised, naming the topic."""
+    settings = settings_for(kafka.bootstrap_servers, names)
+    all_names = [names.topic(s.base_name) for s in topics.ALL_TOPICS]
+
+    # Any error other than "already exists": a replication factor the one broker cannot have
+    # (INVALID_REPLICATION_FACTOR, 38) must not be reported as "created".
+    with pytest.raises(TopicCreationError) as failure:
+        asyncio.run(create_topics(settings, replication=3))
+    assert failure.value.topic == all_names[0] and failure.value.code == 38
+    assert repr(all_names[0]) in str(failure.value) and "InvalidReplicationFactor" in str(failure.value)
+    assert asyncio.run(missing_topics(settings)) == all_names  # nothing was created
+
+    assert set(asyncio.run(create_topics(settings)).values()) == {"created"}
+
+    # A stale list_topics (it does not show the topics yet): the broker answers 36 for each,
+    # and that is "exists", not "created".
+    async def stale_list_topics(self):
+        return []
+
+    monkeypatch.setattr(AIOKafkaAdminClient, "list_topics", stale_list_topics)
+    again = asyncio.run(create_topics(settings))
+    assert again == {name: "exists" for name in all_names}
 
 
 def test_worker_refuses_to_start_without_topics(kafka, names, tmp_path):
