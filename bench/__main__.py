@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="latency runs also read articles.dedup-requests to split latency into hop 1 (analyse) "
                         "and hop 2 (dedup); that second consumer costs ~230 µs of CPU per article on the same "
                         "2 cores, which the throughput run does not carry")
+    p.add_argument("--dedup-budget", type=int, default=None,
+                   help="DEDUP_MAX_ARTICLES for the at-budget run (2x that many articles go through it; "
+                        "default 100000, quick 10000; 0 skips it)")
     p.add_argument("--dedup-sizes", help="comma-separated index sizes (default 10000,100000,1000000; "
                                          "quick 10000,100000)")
     p.add_argument("--recovery-articles", type=int, help="changelog records to rebuild (default 100000, quick 20000)")
@@ -77,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
     except ValueError:
         p.error("--worker-env takes KEY=VALUE")
+    args.dedup_budget = args.dedup_budget if args.dedup_budget is not None else (10_000 if q else 100_000)
     args.dedup_sizes = [int(x) for x in (args.dedup_sizes or ("10000,100000" if q else "10000,100000,1000000")).split(",")]
     args.recovery_articles = args.recovery_articles or (20000 if q else 100000)
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     profile_dir = util.ROOT / ".cache" / "bench" / "quick" if args.quick else util.RESULTS
     part("compute", lambda: compute.run(corpus, profile_dir, log=log, passes=1 if args.quick else 3,
                                         warm_up_s=warm_up_s))
-    part("dedup", lambda: dedup_scaling.run(args.dedup_sizes, log=log))
+    part("dedup", lambda: dedup_scaling.run(args.dedup_sizes, log=log, budget=args.dedup_budget))
 
     if {"transport", "e2e", "recovery"} & set(args.parts):
         probe("before the Kafka parts")

@@ -77,7 +77,7 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | N
 
         def decide(received):
             decision = pipeline.decide(index, received)
-            index.evict_expired()
+            index.evict_expired(time.time())
             return decision.verdict, decision.verdict, decision.record.to_bytes
     batch = batch or analyse_batch_articles()
     n = len(raw)

@@ -14,6 +14,10 @@ article), timed one by one over the operations that take the index from half the
 growing are counted once per window, fairly at every size).
 Memory per article = growth of the process RSS while building, divided by the number of
 articles; plus a breakdown of where it goes.
+
+At the budget (`budget`): an index with `max_articles` = B takes 2 B articles, so over the second
+half every operation also evicts the oldest arrival: the cost per operation there (decide +
+evict_expired) against the cost while filling, and the RSS once it holds B articles for good.
 """
 
 from __future__ import annotations
@@ -179,7 +183,8 @@ def _op_parts_v1(index, sigs: np.ndarray) -> dict:
     return {"band_keys": round(band, 2), "lookups_of_42_bands": round((t2 - t1) / 1000 / k - band, 2)}
 
 
-def child(size: int, window: int) -> dict:
+def child(size: int, window: int, budget: int = 0) -> dict:
+    """`budget` > 0: the index's max_articles; `size` articles go through it (see the docstring)."""
     util.import_with_retry(lambda: __import__("worker.stages.dedup"))
     from worker.stages.dedup import DedupIndex
 
@@ -196,8 +201,9 @@ def child(size: int, window: int) -> dict:
     generate_s = time.perf_counter() - t0
     _trim()
     rss0 = util.rss_bytes()
-    index = DedupIndex(num_perm=NUM_PERM)
+    index = DedupIndex(num_perm=NUM_PERM, max_articles=budget or size)
     window = size // 2 if window <= 0 else min(window, size // 2)
+    evicted = 0
     per_op = np.zeros(window)
     total_ns = 0
     statuses = {"unique": 0, "exact_duplicate": 0, "near_duplicate": 0}
@@ -208,8 +214,8 @@ def child(size: int, window: int) -> dict:
     for i, (aid, h, n_sh, t, original) in enumerate(meta):
         sig = sigs[i].copy()
         t0 = ns()
-        decision = index.decide(aid, h, sig, n_sh, t)
-        index.evict_expired()
+        decision = index.decide(aid, h, sig, n_sh, t, float(i))
+        evicted += len(index.evict_expired(float(i)).ids)
         dt = ns() - t0
         total_ns += dt
         if dt > slowest:
@@ -223,9 +229,11 @@ def child(size: int, window: int) -> dict:
     parts = _op_parts(index, sigs[:2000])
     _trim()
     rss1 = util.rss_bytes()
-    assert len(index) == size, (len(index), size)
+    assert len(index) == (budget or size), (len(index), size, budget)
     return {
         "articles": size,
+        "budget": budget or None,
+        "evicted": evicted,
         "us_per_op": {"mean": round(float(per_op.mean()), 2), "p50": round(float(np.percentile(per_op, 50)), 2),
                       "p99": round(float(np.percentile(per_op, 99)), 2), "max": round(float(per_op.max()), 1),
                       "window_ops": window},
@@ -242,24 +250,42 @@ def child(size: int, window: int) -> dict:
     }
 
 
-def run(sizes: list[int], window: int = 0, log=print) -> dict:
+def _run_child(size: int, window: int, budget: int = 0) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bench.dedup_scaling", "--child", str(size), str(window), str(budget)],
+                          cwd=util.ROOT, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dedup scaling child failed for {size}:\n{proc.stderr[-3000:]}")
+    r = orjson.loads(proc.stdout.strip().splitlines()[-1])
+    r["seconds"] = round(time.perf_counter() - t0, 1)
+    return r
+
+
+def at_budget(budget: int, log=print) -> dict:
+    """The index at its memory budget: 2 x budget articles through max_articles = budget."""
+    r = _run_child(2 * budget, 0, budget)
+    log(f"  budget {budget:,}: {r['us_per_op']['mean']} µs/op while evicting one per op (p99 "
+        f"{r['us_per_op']['p99']}), {r['evicted']:,} evicted, RSS {r['rss_mb']} MB at the budget, {r['seconds']} s")
+    return r
+
+
+def run(sizes: list[int], window: int = 0, log=print, budget: int = 0) -> dict:
     results = []
     for size in sizes:
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "bench.dedup_scaling", "--child", str(size), str(window)],
-                              cwd=util.ROOT, capture_output=True, text=True, timeout=1800)
-        if proc.returncode != 0:
-            raise RuntimeError(f"dedup scaling child failed for {size}:\n{proc.stderr[-3000:]}")
-        r = orjson.loads(proc.stdout.strip().splitlines()[-1])
-        r["seconds"] = round(time.perf_counter() - t0, 1)
+        r = _run_child(size, window)
         results.append(r)
         log(f"  {size:>9,} articles: {r['us_per_op']['mean']} µs/op (p99 {r['us_per_op']['p99']}), "
             f"{r['memory_bytes_per_article_rss']:.0f} B/article RSS, {r['seconds']} s")
     first, last = results[0], results[-1]
     cost_ratio = last["us_per_op"]["mean"] / first["us_per_op"]["mean"]
     mem_ratio = last["memory_bytes_per_article_rss"] / max(first["memory_bytes_per_article_rss"], 1)
+    budgeted = at_budget(budget, log) if budget else None
     return {
         "sizes": results,
+        "at_budget": budgeted,
+        "eviction_cost_ratio_at_budget_vs_same_size": (
+            round(budgeted["us_per_op"]["mean"] / next(r for r in results if r["articles"] == budget)["us_per_op"]["mean"], 2)
+            if budgeted and any(r["articles"] == budget for r in results) else None),
         "cost_ratio_largest_vs_smallest": round(cost_ratio, 2),
         "memory_ratio_largest_vs_smallest": round(mem_ratio, 2),
         "flat": cost_ratio <= 1.5,
@@ -268,8 +294,8 @@ def run(sizes: list[int], window: int = 0, log=print) -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        print(orjson.dumps(child(int(sys.argv[2]), int(sys.argv[3]))).decode())
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        print(orjson.dumps(child(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))).decode())
     else:
         sizes = [int(x) for x in sys.argv[1:]] or [10_000, 100_000]
         print(orjson.dumps(run(sizes), option=orjson.OPT_INDENT_2).decode())

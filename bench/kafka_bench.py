@@ -733,7 +733,7 @@ def _index_records(n: int) -> list[tuple[bytes, bytes]]:
     for a in corpus_mod.generate(2400, seed=77):
         analysed = pipeline.analyse(parse_article(a.id.encode(), a.to_bytes(), 1 << 20), 126)
         record = orjson.loads(funnel.decide(analysed).record)
-        if set(record) != {"dedup", "story"}:
+        if set(record) != {"v", "dedup", "story"}:
             raise RuntimeError(f"unknown funnel record layout {sorted(record)}: update bench/kafka_bench.py")
         story_parts.append(record["story"])
     # ...then n records: a real dedup record decided over a synthetic signature, and the story part
@@ -743,9 +743,11 @@ def _index_records(n: int) -> list[tuple[bytes, bytes]]:
         for aid, h, sig, n_sh, _t, _kind in chunk:
             i = len(out)
             t = now - (n - i) * 1.0
-            decision = index.decide(aid, h, sig.copy(), n_sh, t)
-            story = {**story_parts[i % len(story_parts)], "id": aid, "t": t}
-            out.append((aid.encode(), orjson.dumps({"dedup": decision.record.to_dict(), "story": story})))
+            decision = index.decide(aid, h, sig.copy(), n_sh, t, t)
+            story = {**story_parts[i % len(story_parts)], "id": aid, "t": t, "a": t}
+            story.pop("mg", None)
+            out.append((aid.encode(), orjson.dumps({"v": pipeline.RECORD_VERSION, "dedup": decision.record.to_dict(),
+                                                    "story": story})))
     return out
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     standby_replicas: int = 0
+
+    @field_validator("dedup_retention", "story_retention", "max_future_skew", mode="before")
+    @classmethod
+    def _seconds(cls, value):
+        """A bare number in the environment is seconds (pydantic reads only ISO-8601 from strings)."""
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
 
     @model_validator(mode="after")
     def _deprecated_window(self) -> Settings:

@@ -165,3 +165,18 @@ def _analysed(labelled, published: float) -> dict:
     raw = {"id": labelled.id, "title": labelled.title, "body": labelled.body, "published_at": published}
     return analyse(parse_article(labelled.id.encode(), orjson.dumps(raw), 1 << 20), 126,
                    arrival=published + 3600)
+
+
+def test_retention_settings_take_seconds_or_iso_durations_and_the_old_name(monkeypatch):
+    from datetime import timedelta
+
+    from worker.config import Settings
+
+    monkeypatch.setenv("DEDUP_RETENTION", "P14D")
+    monkeypatch.setenv("MAX_FUTURE_SKEW", "3600")
+    s = Settings(_env_file=None)
+    assert (s.dedup_retention, s.max_future_skew, s.story_retention) == (
+        timedelta(days=14), timedelta(hours=1), timedelta(days=7))
+    monkeypatch.delenv("DEDUP_RETENTION")
+    monkeypatch.setenv("DEDUP_WINDOW_DAYS", "2")
+    assert Settings(_env_file=None).dedup_retention == timedelta(days=2)

@@ -125,7 +125,8 @@ def seed_orders(threshold: float = DEFAULT_THRESHOLD) -> tuple[int, int, dict[st
 
 def scaling(sizes: tuple[int, ...] = (1_000, 10_000, 50_000), seed: int = 7) -> dict[int, float]:
     """Mean ms per assign() after `n` synthetic articles (Zipf-distributed entity ids, 1 article
-    every 30 s): the cost must stay flat as stories accumulate."""
+    every 30 s, arriving as published; stories retained 7 days after their last arrival): the
+    cost must stay flat as stories accumulate."""
     rng = random.Random(seed)
     vocab = [f"person:p{i}" for i in range(20_000)] + [f"country:C{i}" for i in range(200)]
     cum = list(itertools.accumulate(1.0 / (i + 1) for i in range(len(vocab))))
@@ -135,15 +136,15 @@ def scaling(sizes: tuple[int, ...] = (1_000, 10_000, 50_000), seed: int = 7) -> 
     for n in sizes:
         while n_done < n:
             ids = rng.choices(vocab, cum_weights=cum, k=12)
-            index.assign(f"a{n_done}", ids, f"{rng.randint(10, 99999)} people", n_done * 30.0)
+            index.assign(f"a{n_done}", ids, f"{rng.randint(10, 99999)} people", n_done * 30.0, n_done * 30.0)
             n_done += 1
             if n_done % 500 == 0:
-                index.evict_expired()
+                index.evict_expired(n_done * 30.0)
         start = time.perf_counter()
         k = 300
         for j in range(k):
             ids = rng.choices(vocab, cum_weights=cum, k=12)
-            index.assign(f"probe{n}-{j}", ids, "", n_done * 30.0)
+            index.assign(f"probe{n}-{j}", ids, "", n_done * 30.0, n_done * 30.0)
         out[n] = (time.perf_counter() - start) * 1000 / k
     return out
 
