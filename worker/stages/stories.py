@@ -23,14 +23,22 @@ or above `threshold` the article joins that story, otherwise it starts a new one
 share at least `MIN_SHARED_WEIGHT` of base weight with the article (one common country and a year
 never make a story). `matched` is the member article it resembled most.
 
-Bounded cost per article, however many stories exist (~0.2-0.4 ms, see docs/quality.md):
+Arrival order does not decide the stories. Candidates are found by the article's own event time
+(postings per event-time bucket of `window_s`: a back-filled article finds its story), and an
+article that also matches a second story at `merge_threshold` or more merges it into the one it
+joins (`merged_stories`; the merged story is named by the smallest id): two halves of one event's
+coverage that began as separate stories become one whichever arrives first. Stories leave by how
+long ago their last article *arrived* (`retention_s`) and by a budget (`max_records`), never by
+event time, so no date, however wrong, evicts anything.
+
+Bounded cost per article, however many stories exist (docs/quality.md, "Cost per article"):
 * an article contributes at most `MAX_ARTICLE_FEATURES` features (its heaviest ones);
-* candidates come from an inverted index feature -> story ids that keeps only the
-  `MAX_POSTINGS` most recently updated stories per feature (a hub feature such as country:US
+* candidates come from an inverted index (event-time bucket, feature) -> story ids that keeps
+  only the `MAX_POSTINGS` most recently updated stories per key (a hub feature such as country:US
   cannot fan out); `MAX_CANDIDATES` centroids and `MEMBER_CHECKS` stories' members are scored;
 * a story keeps at most `MAX_STORY_FEATURES` centroid entries and `MAX_MEMBERS` member vectors;
-* `evict_expired` drops stories with no article within `window_s` of the newest event time and
-  the records of articles older than that; the IDF table forgets articles beyond `idf_window`.
+* `evict_expired` drops whole stories (with their members' records) by arrival age and budget;
+  the IDF table counts the last `idf_window` arrivals still indexed.
 
 Limits, measured in docs/quality.md: with real publication times events days apart never meet,
 and events two days apart with the same countries are separated by content; without times
