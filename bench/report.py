@@ -114,6 +114,14 @@ def table(r: dict) -> str:
         p50_ratio = last["us_per_op"]["p50"] / first["us_per_op"]["p50"]
         lines.append(f"| dedup cost {first['articles']:,} → {last['articles']:,} | ×{d['cost_ratio_largest_vs_smallest']} mean, "
                      f"×{p50_ratio:.2f} p50 | ≤ 1.5×: {_ok(t.get('dedup_cost_flat_<=1.5x'))} |")
+        b = d.get("at_budget")
+        if b:
+            ratio = d.get("eviction_cost_ratio_at_budget_vs_same_size")
+            lines.append(f"| dedup index at its budget (DEDUP_MAX_ARTICLES={b['budget']:,}, {b['articles']:,} articles "
+                         f"through it) | {b['us_per_op']['mean']:.1f} µs/op mean while evicting one per op, "
+                         f"{b['us_per_op']['p99']:.0f} p99"
+                         + (f" (×{ratio} of filling to that size)" if ratio else "")
+                         + f"; RSS {b['rss_mb']:,.0f} MB at the budget | |")
     rec = r.get("recovery")
     if rec:
         lines.append(f"| recovery of {rec['articles']:,} index records ({rec['changelog_mb']} MB changelog) | start → ready "
