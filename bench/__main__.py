@@ -31,7 +31,7 @@ from bench import util
 ALL_PARTS = ("compute", "dedup", "transport", "e2e", "recovery")
 # The A/B run: the worker with faust's own fetch wait (the broker may hold a fetch 1,500 ms)
 # against the default 20 ms: what it buys, measured in the same run and at the same offered load
-# (worker/config.py, worker/faust_support.py IngestConsumerThread).
+# (worker/config.py, worker/kafka/faust_support.py IngestConsumerThread).
 AB_ENV = {"CONSUMER_FETCH_MAX_WAIT_MS": "1500", "CONSUMER_FETCH_MIN_BYTES": "1"}
 
 
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
     from bench import corpus as corpus_mod
     from bench import kafka_bench
-    from worker import localkafka
+    from worker.kafka import local_broker
 
     run_dir = kafka_bench.WORK_DIR / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -192,9 +192,9 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
     else:
         log("\n[broker] starting the local Kafka broker 'bench' …")
         t = time.perf_counter()
-        broker = localkafka.start("bench", fresh=True)
+        broker = local_broker.start("bench", fresh=True)
         bootstrap, broker_pid = broker.bootstrap_servers, broker.pid
-        log(f"  {bootstrap} (Kafka {localkafka.kafka_version()}) in {time.perf_counter() - t:.1f}s")
+        log(f"  {bootstrap} (Kafka {local_broker.kafka_version()}) in {time.perf_counter() - t:.1f}s")
     results["broker"] = {"bootstrap": bootstrap, "local": not args.bootstrap, "logs": util.rel(run_dir)}
     try:
         payloads = [(a.id.encode(), a.to_bytes()) for a in corpus]
@@ -267,8 +267,8 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
         part("recovery", lambda: kafka_bench.recovery(bootstrap, run_dir, args.recovery_articles, baseline, log=log))
     finally:
         if not args.bootstrap and not args.keep_broker:
-            localkafka.stop("bench")
-            shutil.rmtree(localkafka.LocalBroker.load("bench").run_dir, ignore_errors=True)
+            local_broker.stop("bench")
+            shutil.rmtree(local_broker.LocalBroker.load("bench").run_dir, ignore_errors=True)
 
 
 def summarise(r: dict) -> dict:

@@ -1,7 +1,7 @@
 """Parts 2, 3 and 5 — everything that needs the broker: the transport limit, the real worker end
 to end (throughput and latency), and recovery of the dedup state from its changelog.
 
-All on one local Apache Kafka broker (worker/localkafka.py, KRaft, the project's pinned version),
+All on one local Apache Kafka broker (worker/kafka/local_broker.py, KRaft, the project's pinned version),
 each scenario under its own topic prefix and faust app id, so nothing is shared between them.
 """
 
@@ -58,7 +58,7 @@ def settings_for(bootstrap: str, names: Names):
 
 
 async def create_product_topics(bootstrap: str, names: Names) -> None:
-    from worker.admin import create_topics
+    from worker.kafka.admin import create_topics
 
     await create_topics(settings_for(bootstrap, names))
 
@@ -92,7 +92,7 @@ class Worker:
 
     @classmethod
     def make(cls, bootstrap: str, names: Names, run_dir: Path, label: str, **extra: str) -> Worker:
-        from worker.localkafka import free_port
+        from worker.kafka.local_broker import free_port
 
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "TOPIC_", "APP_ID"))}

@@ -101,7 +101,7 @@ def machine() -> dict:
                 mem = int(line.split()[1]) * 1024
     except OSError:
         pass
-    from worker.localkafka import kafka_version
+    from worker.kafka.local_broker import kafka_version
 
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,

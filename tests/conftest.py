@@ -5,7 +5,7 @@ Where the broker comes from is chosen by `KAFKA_TEST_BROKER` (default `auto`):
                2. else a Docker engine answers     → the `kafka` service of the project's own
                   docker-compose.yml (see below);
                3. else                             → the project's local KRaft broker
-                  (worker/localkafka.py).
+                  (worker/kafka/local_broker.py).
 - `local`      the local KRaft broker, even with a Docker engine running or
                KAFKA_BOOTSTRAP_SERVERS set (the fast path: `KAFKA_TEST_BROKER=local make test`).
 - `container`  the compose `kafka` service; fails at once, saying why, when no Docker engine
@@ -175,11 +175,11 @@ def kafka() -> KafkaCluster:
         finally:
             stack.down()
         return
-    from worker import localkafka
+    from worker.kafka import local_broker
 
     name = f"pytest-{os.getpid()}"
     try:
-        broker = localkafka.start(name, fresh=True)
+        broker = local_broker.start(name, fresh=True)
     except Exception as exc:  # noqa: BLE001
         why = "KAFKA_TEST_BROKER=local" if choice == "local" and os.environ.get("KAFKA_TEST_BROKER") else \
             "no KAFKA_BOOTSTRAP_SERVERS, no Docker engine"
@@ -187,7 +187,7 @@ def kafka() -> KafkaCluster:
     try:
         yield KafkaCluster(broker.bootstrap_servers, "local", name)
     finally:
-        localkafka.stop(name)
+        local_broker.stop(name)
         shutil.rmtree(broker.run_dir, ignore_errors=True)
 
 

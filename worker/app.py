@@ -23,7 +23,7 @@ Delivery (nothing lost):
   id and a redelivered article repeats its first verdict (no second duplicate event).
 - exactly_once (`PROCESSING_GUARANTEE=exactly_once`): outputs and input offsets are committed in
   one Kafka transaction per input partition; readers use read_committed. faust 0.15.3 routes
-  outputs to the wrong transactions and loses data as shipped: fixed in worker/faust_support.py.
+  outputs to the wrong transactions and loses data as shipped: fixed in worker/kafka/faust_support.py.
 - Events are acked by hand (`stream.noack()`), in offset order, with commits held off, after
   their outputs are queued (for an input article: its funnel batch): an event that raises or is
   cancelled half-way, or whose batch was not sent, is never acked, so it is redelivered (faust
@@ -56,11 +56,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import topics
 from worker import metrics
-from worker.admin import missing_topics
+from worker.kafka.admin import missing_topics
 from worker.config import get_settings
 from worker.deadletter import dead_letter, dead_letter_key
 from worker.logs import logging_config
-from worker.faust_support import FunnelAwareAssignor, IngestApp, IngestWorker, faust_broker_options
+from worker.kafka.faust_support import FunnelAwareAssignor, IngestApp, IngestWorker, faust_broker_options
 from worker.pipeline import ArticleIndex, StageError, analyse_batch, finish, new_article_index, utc_now_iso
 from worker.stages import entities, hashing, language
 from worker.stages.validate import InvalidArticle, parse_article
@@ -95,7 +95,7 @@ app = IngestApp(
     producer_max_batch_size=settings.producer_max_batch_size,
     producer_linger=settings.producer_linger,
     Worker=IngestWorker,
-    PartitionAssignor=FunnelAwareAssignor,  # the funnel's host analyses less (worker/faust_support.py)
+    PartitionAssignor=FunnelAwareAssignor,  # the funnel's host analyses less (worker/kafka/faust_support.py)
     logging_config=logging_config(settings),  # LOG_FORMAT=json: one JSON object per line
     web_enabled=settings.web_enabled,
     web_port=settings.web_port,
@@ -270,7 +270,7 @@ async def reset_progress(app, assigned, **kwargs) -> None:  # noqa: ARG001 - fau
         held = {tp.partition for tp in assigned if tp.topic == raw}
         total = app.consumer.topic_partitions(raw) or settings.input_partitions
         if len(held) != total:
-            # See worker/faust_support.py: faust 0.15.3 loses and duplicates data when
+            # See worker/kafka/faust_support.py: faust 0.15.3 loses and duplicates data when
             # exactly_once partitions move between workers. Stop rather than do that.
             log.critical("exactly_once supports one worker only, and this one holds %d of the %d "
                          "partitions of %s: another worker of %s is running. Stop it, or use "

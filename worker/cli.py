@@ -28,7 +28,7 @@ from worker.config import Settings, get_settings
 
 def run_against_kafka(settings: Settings, coro):
     """Run a Kafka coroutine; connection and login failures become one clear error line."""
-    from worker.connection import KafkaUnavailable, explain_connection_errors
+    from worker.kafka.connection import KafkaUnavailable, explain_connection_errors
 
     try:
         with explain_connection_errors(settings):
@@ -52,9 +52,9 @@ def kafka() -> None:
 @kafka.command("fetch")
 def kafka_fetch() -> None:
     """Download the pinned Kafka jars with Maven (once)."""
-    from worker import localkafka
+    from worker.kafka import local_broker
 
-    click.echo(f"Kafka {localkafka.kafka_version()} jars in {localkafka.fetch()}")
+    click.echo(f"Kafka {local_broker.kafka_version()} jars in {local_broker.fetch()}")
 
 
 @kafka.command("start")
@@ -62,13 +62,13 @@ def kafka_fetch() -> None:
 @click.option("--port", type=int, default=None, help="Listener port (default: 9092 if free, else any)")
 def kafka_start(name: str, port: int | None) -> None:
     """Start the broker in the background; prints its bootstrap address."""
-    from worker import localkafka
+    from worker.kafka import local_broker
 
     if port is None and name == "default":
-        port = 9092 if not localkafka._port_open(9092) else None
+        port = 9092 if not local_broker._port_open(9092) else None
     started = time.monotonic()
-    broker = localkafka.start(name, port)
-    click.echo(f"Kafka {localkafka.kafka_version()} running at {broker.bootstrap_servers} "
+    broker = local_broker.start(name, port)
+    click.echo(f"Kafka {local_broker.kafka_version()} running at {broker.bootstrap_servers} "
                f"(pid {broker.pid}, {time.monotonic() - started:.1f}s, log {broker.log_file})")
     click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
 
@@ -77,17 +77,17 @@ def kafka_start(name: str, port: int | None) -> None:
 @click.option("--name", default="default", show_default=True)
 def kafka_stop(name: str) -> None:
     """Stop the broker (controlled shutdown; SIGKILL after 30 s)."""
-    from worker import localkafka
+    from worker.kafka import local_broker
 
-    click.echo("stopped" if localkafka.stop(name) else "not running")
+    click.echo("stopped" if local_broker.stop(name) else "not running")
 
 
 @kafka.command("status")
 @click.option("--name", default="default", show_default=True)
 def kafka_status(name: str) -> None:
-    from worker import localkafka
+    from worker.kafka import local_broker
 
-    status = localkafka.status(name)
+    status = local_broker.status(name)
     click.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
     sys.exit(0 if status["running"] else 1)
 
@@ -102,7 +102,7 @@ def topics() -> None:
 @topics.command("create")
 def topics_create() -> None:
     """Create every topic of topics/ that does not exist yet (idempotent)."""
-    from worker.admin import create_topics
+    from worker.kafka.admin import create_topics
 
     settings = get_settings()
     for name, state in run_against_kafka(settings, create_topics(settings)).items():
@@ -111,7 +111,7 @@ def topics_create() -> None:
 
 @topics.command("check")
 def topics_check() -> None:
-    from worker.admin import missing_topics
+    from worker.kafka.admin import missing_topics
 
     settings = get_settings()
     missing = run_against_kafka(settings, missing_topics(settings))
@@ -131,7 +131,7 @@ def topics_check() -> None:
 @click.option("--topic", default=None, help="Target topic (default: articles.raw with TOPIC_PREFIX)")
 def seed(paths: tuple[Path, ...], rate: float, loops: int, new_ids: bool, dry_run: bool, topic: str | None) -> None:
     """Replay .txt / .json / .jsonl files and folders onto articles.raw."""
-    from worker.seeder import run_seeder
+    from worker.io.seeder import run_seeder
 
     settings = get_settings()
     summary = run_against_kafka(settings, run_seeder(list(paths), settings, rate=rate, loops=loops,
@@ -188,7 +188,7 @@ def bench(ctx: click.Context) -> None:
 def consume(topic: str, from_beginning: bool, follow: bool, lang: str | None, dedup_status: str | None,
             fmt: str, max_messages: int, timeout: float) -> None:
     """Read enriched articles (or any output topic) for downstream use."""
-    from worker.consumer import run_consumer
+    from worker.io.consumer import run_consumer
 
     settings = get_settings()
     try:
@@ -207,9 +207,9 @@ def consume(topic: str, from_beginning: bool, follow: bool, lang: str | None, de
 @click.option("--new-ids", is_flag=True)
 def enrich(paths: tuple[Path, ...], fmt: str, new_ids: bool) -> None:
     """Run the same stages in-process over files, without Kafka (dedup across them, in order)."""
-    from worker.consumer import render
+    from worker.io.consumer import render
     from worker.pipeline import enrich_offline, new_article_index
-    from worker.sources import ReadReport, read_articles
+    from worker.io.sources import ReadReport, read_articles
     from worker.stages.validate import InvalidArticle, parse_article
 
     settings = get_settings()

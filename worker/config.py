@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     producer_max_batch_size: int = 1024 * 1024
     # How long the broker may hold a fetch, and how much data answers it at once. faust fixes the
     # wait at 1,500 ms, and a fetch holding only idle partitions then stalls the busy ones for
-    # that long (worker/faust_support.py IngestConsumerThread). A minimum of 32 KiB took 15-18 %
+    # that long (worker/kafka/faust_support.py IngestConsumerThread). A minimum of 32 KiB took 15-18 %
     # off the worker CPU per article at 430/s, but the rebalance test's promoted standby hung in
     # recovery in 2 of 13 runs with it (0 of 12 with 1 B): aiokafka's 1 B stays the default
     # until that is understood. Measured in BENCHMARKS.md ("Fetch stalls").

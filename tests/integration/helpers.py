@@ -19,7 +19,7 @@ from referencing import Registry, Resource
 
 import topics
 from worker.config import Settings
-from worker.localkafka import PROJECT_ROOT, free_port
+from worker.kafka.local_broker import PROJECT_ROOT, free_port
 
 _REGISTRY = Registry().with_resources(
     (topics.load_schema(p.name)["$id"], Resource.from_contents(topics.load_schema(p.name)))

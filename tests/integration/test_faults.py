@@ -21,8 +21,8 @@ from datetime import datetime
 import orjson
 import pytest
 
-from worker import localkafka
-from worker.admin import create_topics
+from worker.kafka import local_broker
+from worker.kafka.admin import create_topics
 
 from .helpers import (BackgroundProducer, StallWatch, WorkerProcess, account, committed_offsets, end_offsets,
                       make_articles, probe, produce_with_offsets, settings_for, start_worker, wait_for, worker_env)
@@ -170,7 +170,7 @@ def _log_time(line: str) -> float:
 
 def test_exactly_once_refuses_a_second_worker(kafka, names, tmp_path):
     """exactly_once is correct for one worker only (faust 0.15.3 loses and duplicates data when
-    transactional partitions move between workers; see worker/faust_support.py): a second
+    transactional partitions move between workers; see worker/kafka/faust_support.py): a second
     worker makes them stop with a clear message instead."""
     asyncio.run(create_topics(settings_for(kafka.bootstrap_servers, names)))
     env = {"PROCESSING_GUARANTEE": "exactly_once"}
@@ -231,7 +231,7 @@ def test_stalls_are_detected_and_shutdown_is_bounded(kafka, names, tmp_path):
         # gracefully and the process exits at its deadline; a new worker loses nothing.
         produce_with_offsets(kafka.bootstrap_servers, raw, second)
         wait_for(lambda: enriched_count(kafka, names) > 700, timeout=30, what="processing the backlog")
-        localkafka.pause(kafka.broker_name)
+        local_broker.pause(kafka.broker_name)
         paused_at = time.monotonic()
         try:
             status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(probe(worker.web_port)),
@@ -240,7 +240,7 @@ def test_stalls_are_detected_and_shutdown_is_bounded(kafka, names, tmp_path):
             assert body["status"] == "stalled" and body["stalled_partitions"], body
             rc, stop_s = timed_stop(worker, timeout=20)
         finally:
-            localkafka.resume(kafka.broker_name)
+            local_broker.resume(kafka.broker_name)
         assert stop_s <= 4 + 2, (stop_s, rc)
         worker = start_worker(kafka.bootstrap_servers, names, tmp_path, "w2", **env)
         tally = account(kafka.bootstrap_servers, names, ids_of(articles), timeout=120)
@@ -250,7 +250,7 @@ def test_stalls_are_detected_and_shutdown_is_bounded(kafka, names, tmp_path):
                exit_code=rc)
         assert figures["missing"] == 0, sorted(tally.missing(ids_of(articles)))[:20]
     finally:
-        localkafka.resume(kafka.broker_name)
+        local_broker.resume(kafka.broker_name)
         worker.stop(signal.SIGKILL, timeout=10)
 
 
@@ -260,11 +260,11 @@ def restart_broker(name: str) -> int:
     not come up within 90 s, and a fresh start right after did. The error, with the broker
     log's tail, is printed so that it stays visible."""
     try:
-        localkafka.start(name)  # its data and ports; ready when *this* start serves
+        local_broker.start(name)  # its data and ports; ready when *this* start serves
         return 1
     except TimeoutError as exc:
         print(f"BROKER RESTART RETRY: {exc}")
-        localkafka.start(name)
+        local_broker.start(name)
         return 2
 
 
@@ -284,7 +284,7 @@ def test_broker_stopped_for_20s_mid_stream(kafka, names, tmp_path):
     try:
         wait_for(lambda: producer.sent >= 1000 or producer.error, timeout=60, what="1000 sent")
         down_at = time.monotonic()
-        localkafka.stop(kafka.broker_name)
+        local_broker.stop(kafka.broker_name)
         stopped_s = round(time.monotonic() - down_at, 1)
         while time.monotonic() - down_at < 20:
             if worker.proc.poll() is not None:
@@ -311,6 +311,6 @@ def test_broker_stopped_for_20s_mid_stream(kafka, names, tmp_path):
         assert_replays_repeat_the_first_verdict(tally)
         assert not exits, f"the worker exited (codes {exits}) and had to be restarted by the test"
     finally:
-        localkafka.start(kafka.broker_name)  # whatever happened, leave the session's broker up
+        local_broker.start(kafka.broker_name)  # whatever happened, leave the session's broker up
         worker.stop(signal.SIGKILL, timeout=10)
         producer.join(5)

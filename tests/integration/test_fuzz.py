@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import topics
-from worker.admin import create_topics
+from worker.kafka.admin import create_topics
 from worker.deadletter import decode_bytes
 from worker.pipeline import StageError, analyse
 from worker.stages.validate import InvalidArticle, parse_article

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from worker import localkafka
+from worker.kafka import local_broker
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +27,11 @@ def java_processes_for(run_dir: Path) -> list[str]:
 def test_start_status_stop_restart_leaves_nothing_behind():
     name = f"pytest-lifecycle-{os.getpid()}"
     started = time.monotonic()
-    broker = localkafka.start(name, fresh=True)
+    broker = local_broker.start(name, fresh=True)
     startup_s = time.monotonic() - started
     try:
-        assert localkafka.status(name)["running"]
-        assert localkafka.status(name)["kafka_version"] == localkafka.kafka_version()
+        assert local_broker.status(name)["running"]
+        assert local_broker.status(name)["kafka_version"] == local_broker.kafka_version()
 
         async def cluster_topics():
             admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
@@ -49,16 +49,16 @@ def test_start_status_stop_restart_leaves_nothing_behind():
         assert cli.returncode == 0 and broker.bootstrap_servers in cli.stdout
 
         # Restart keeps port and data (what a broker-restart fault test needs).
-        assert localkafka.stop(name)
+        assert local_broker.stop(name)
         assert java_processes_for(broker.run_dir) == []
-        again = localkafka.start(name)
+        again = local_broker.start(name)
         assert again.port == broker.port and again.pid != broker.pid
     finally:
         stopped = time.monotonic()
-        localkafka.stop(name)
+        local_broker.stop(name)
         stop_s = time.monotonic() - stopped
         shutil.rmtree(broker.run_dir, ignore_errors=True)
     assert java_processes_for(broker.run_dir) == []
-    assert not localkafka.status(name)["running"]
+    assert not local_broker.status(name)["running"]
     print(f"\nlocal broker: start {startup_s:.1f}s, stop {stop_s:.1f}s")
     assert startup_s < 60 and stop_s < 35

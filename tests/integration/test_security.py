@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import localkafka
+from worker.kafka import local_broker
 
 from .helpers import WorkerProcess, worker_env
 
@@ -24,11 +24,11 @@ PASSWORD = "s3cret-Pa55-for-alice"
 @pytest.fixture(scope="module")
 def sasl_broker():
     name = f"pytest-sasl-{os.getpid()}"
-    broker = localkafka.start(name, sasl_users=[localkafka.SaslUser("alice", PASSWORD)], fresh=True)
+    broker = local_broker.start(name, sasl_users=[local_broker.SaslUser("alice", PASSWORD)], fresh=True)
     try:
         yield broker
     finally:
-        localkafka.stop(name)
+        local_broker.stop(name)
         shutil.rmtree(broker.run_dir, ignore_errors=True)
 
 

@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 import topics
-from worker.admin import TopicCreationError, create_topics, missing_topics
+from worker.kafka.admin import TopicCreationError, create_topics, missing_topics
 
 from .helpers import settings_for, worker_env
 

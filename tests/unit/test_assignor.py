@@ -2,7 +2,7 @@
 
 from faust.assignor.client_assignment import ClientAssignment
 
-from worker.faust_support import FunnelAwareAssignor
+from worker.kafka.faust_support import FunnelAwareAssignor
 
 RAW, FUNNEL = "articles.raw", "articles.dedup-requests"
 

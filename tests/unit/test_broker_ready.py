@@ -1,6 +1,6 @@
 """The local broker's readiness check reads only what the current start wrote, all of it."""
 
-from worker.localkafka import _ReadyWatch
+from worker.kafka.local_broker import _ReadyWatch
 
 
 def test_ready_line_of_this_start_only_even_when_followed_by_megabytes(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import choose_broker
 from tests.conftest import compose_command as engine_compose_command
-from worker.localkafka import kafka_version
+from worker.kafka.local_broker import kafka_version
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from datasketch import MinHash
 
-from worker.sources import parse_txt
+from worker.io.sources import parse_txt
 from worker.stages.dedup import DedupIndex, IndexRecord
 from worker.stages.hashing import content_hash, hash_text, shingles
 from worker.stages.normalise import normalise

@@ -1,9 +1,9 @@
-"""The local broker's cluster id (worker/localkafka.py): never read as a command-line option."""
+"""The local broker's cluster id (worker/kafka/local_broker.py): never read as a command-line option."""
 
 import base64
 from unittest import mock
 
-from worker import localkafka
+from worker.kafka import local_broker
 
 
 def test_cluster_id_never_starts_with_a_dash():
@@ -11,7 +11,7 @@ def test_cluster_id_never_starts_with_a_dash():
     dash, plain = bytes([0xF8]) + bytes(15), bytes(16)
     assert base64.urlsafe_b64encode(dash).decode().startswith("-")
     uuids = iter([mock.Mock(bytes=dash), mock.Mock(bytes=plain)])
-    with mock.patch.object(localkafka.uuid, "uuid4", lambda: next(uuids)):
-        cluster_id = localkafka._new_cluster_id()
+    with mock.patch.object(local_broker.uuid, "uuid4", lambda: next(uuids)):
+        cluster_id = local_broker._new_cluster_id()
     assert cluster_id == base64.urlsafe_b64encode(plain).decode().rstrip("=")
     assert len(cluster_id) == 22

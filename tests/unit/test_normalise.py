@@ -4,7 +4,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.sources import parse_txt
+from worker.io.sources import parse_txt
 from worker.stages.normalise import _drop_repeated_blocks, _fold_spaces, normalise, source_trailer
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"

@@ -4,7 +4,7 @@ from collections import defaultdict
 
 from intervaltree import IntervalTree
 
-from worker.faust_support import IngestConsumer
+from worker.kafka.faust_support import IngestConsumer
 
 TP = ("articles.raw", 0)
 
@@ -46,7 +46,7 @@ def test_the_consumer_thread_uses_the_configured_fetch_wait(monkeypatch):
     import asyncio
 
     from worker import app as worker_app
-    from worker.faust_support import IngestConsumerThread
+    from worker.kafka.faust_support import IngestConsumerThread
 
     monkeypatch.setattr(worker_app.app, "fetch_max_wait_ms", 35)
     monkeypatch.setattr(worker_app.app, "fetch_min_bytes", 4096)

@@ -7,7 +7,7 @@ import pytest
 
 from worker import pipeline
 from worker.pipeline import ArticleIndex, StageError, analyse, analyse_batch, finish
-from worker.sources import ReadReport, read_articles
+from worker.io.sources import ReadReport, read_articles
 from worker.stages.validate import parse_article
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from worker.pipeline import ArticleIndex, analyse, enrich_offline, finish
 from worker.quality import replayeval
-from worker.sources import ReadReport, read_articles
+from worker.io.sources import ReadReport, read_articles
 from worker.stages.validate import parse_article
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"

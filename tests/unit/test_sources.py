@@ -2,7 +2,7 @@ from pathlib import Path
 
 import orjson
 
-from worker.sources import ReadReport, article_id, parse_txt, read_articles
+from worker.io.sources import ReadReport, article_id, parse_txt, read_articles
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 

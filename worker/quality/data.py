@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from worker.sources import parse_txt
+from worker.io.sources import parse_txt
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import orjson
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POM = PROJECT_ROOT / "kafka" / "pom.xml"
 CACHE_ROOT = Path(os.environ.get("INGEST_CACHE_DIR", PROJECT_ROOT / ".cache"))
 

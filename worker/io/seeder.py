@@ -15,7 +15,7 @@ from tqdm import tqdm
 import topics
 from worker.config import Settings
 from worker.pipeline import utc_now_iso
-from worker.sources import ReadReport, read_articles
+from worker.io.sources import ReadReport, read_articles
 
 
 @dataclass
