@@ -7,8 +7,9 @@
                                                           articles.duplicates ◄─┘
 
 Names carry an optional prefix (`TOPIC_PREFIX`) so several deployments, or tests, share a
-cluster without seeing each other's data. faust's own changelog topics (the dedup tables) are
-created by faust and compacted; they are not listed here.
+cluster without seeing each other's data; `Topics` resolves every name and partition count of
+one deployment, and is the only place that does. faust's own changelog topics (the dedup tables)
+are created by faust and compacted; they are not listed here.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ class TopicSpec:
     key: str = "article id (UTF-8)"
     doc: str = ""
 
-    def name(self, prefix: str = "") -> str:
-        return f"{prefix}{self.base_name}"
-
     def schema(self) -> dict:
         return load_schema(self.schema_file)
 
@@ -53,7 +51,7 @@ RAW = TopicSpec(
 DEDUP_REQUESTS = TopicSpec(
     "articles.dedup-requests", partitions=1,
     # One partition on purpose: the funnel that lets one dedup index see every article
-    # whatever input partition it came in on (DESIGN-NOTES: "Funnel"). Carries the analysed
+    # whatever input partition it came in on (README, "Topology"). Carries the analysed
     # articles in batches; short retention, it is only a hand-over between the two agents.
     config={"cleanup.policy": "delete", "retention.ms": str(1 * DAY_MS),
             "max.message.bytes": str(4 * 1024 * 1024)},
@@ -91,3 +89,46 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (RAW, DEDUP_REQUESTS, ENRICHED, DUPLICATES, 
 @cache
 def load_schema(file_name: str) -> dict:
     return orjson.loads((SCHEMA_DIR / file_name).read_bytes())
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic of one deployment: its spec, its full name and its partition count."""
+
+    spec: TopicSpec
+    name: str
+    partitions: int
+
+
+class Topics:
+    """Every topic of one deployment, resolved from `TOPIC_PREFIX` and the partition settings.
+
+    Single-partition topics stay at one whatever the settings say: the funnel (one dedup index
+    sees every article) and the DLQ (dead letters in order) are correct only that way.
+    """
+
+    def __init__(self, prefix: str = "", input_partitions: int = RAW.partitions,
+                 output_partitions: int = ENRICHED.partitions) -> None:
+        self.prefix = prefix
+
+        def resolve(spec: TopicSpec, partitions: int) -> Topic:
+            return Topic(spec, f"{prefix}{spec.base_name}", 1 if spec.partitions == 1 else partitions)
+
+        self.raw = resolve(RAW, input_partitions)
+        self.dedup_requests = resolve(DEDUP_REQUESTS, 1)
+        self.enriched = resolve(ENRICHED, output_partitions)
+        self.duplicates = resolve(DUPLICATES, output_partitions)
+        self.dlq = resolve(DLQ, 1)
+        self.all: tuple[Topic, ...] = (self.raw, self.dedup_requests, self.enriched, self.duplicates, self.dlq)
+
+    def __iter__(self):
+        return iter(self.all)
+
+    def names(self) -> list[str]:
+        return [topic.name for topic in self.all]
+
+    def full_name(self, name: str) -> str:
+        """A topic name as a user types it (`articles.enriched`, or already prefixed) → the full name."""
+        if self.prefix and name.startswith(self.prefix):
+            return name
+        return f"{self.prefix}{name}"

@@ -208,8 +208,8 @@ def consume(topic: str, from_beginning: bool, follow: bool, lang: str | None, de
 def enrich(paths: tuple[Path, ...], fmt: str, new_ids: bool) -> None:
     """Run the same stages in-process over files, without Kafka (dedup across them, in order)."""
     from worker.io.consumer import render
-    from worker.pipeline import enrich_offline, new_article_index
     from worker.io.sources import ReadReport, read_articles
+    from worker.pipeline import enrich_offline, new_article_index
     from worker.stages.validate import InvalidArticle, parse_article
 
     settings = get_settings()

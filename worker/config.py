@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from topics import Topics
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -84,6 +86,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     standby_replicas: int = 0
+    # /health/live answers 503 when an input partition has input waiting and no record of it was
+    # handled for this long (faust-streaming#175/#640: partitions that silently stop).
+    stall_timeout_s: float = Field(120.0, gt=0)
+    # SIGTERM/SIGINT: a graceful stop takes ~1.5 s; past this the process exits anyway (code 75;
+    # whatever was not committed is redelivered). Keep it below the orchestrator's grace period.
+    shutdown_deadline_s: float = Field(10.0, gt=0)
 
     @field_validator("dedup_retention", "story_retention", "max_future_skew", mode="before")
     @classmethod
@@ -102,8 +110,9 @@ class Settings(BaseSettings):
             self.dedup_retention = timedelta(days=self.dedup_window_days)
         return self
 
-    def topic(self, base_name: str) -> str:
-        return f"{self.topic_prefix}{base_name}"
+    def topics(self) -> Topics:
+        """Every topic name and partition count of this deployment (topics/: the one place)."""
+        return Topics(self.topic_prefix, self.input_partitions, self.output_partitions)
 
     def kafka_client_options(self) -> dict:
         """aiokafka client keyword arguments for the security settings (never logged)."""

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from topics import SCHEMA_VERSION
+from worker.stages import entities, hashing, language
 from worker.stages.dedup import DedupIndex, IndexRecord, Verdict
 from worker.stages.entities import tag_entities
 from worker.stages.event_time import DEFAULT_MAX_FUTURE_SKEW_S, resolve_event_time
@@ -42,6 +43,13 @@ class StageError(RuntimeError):
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.stage = stage
         self.cause = cause
+
+
+def warm_up() -> None:
+    """Load the language profiles, hashing tables and the gazetteer now rather than on the first article."""
+    language.warm_up()
+    hashing.warm_up()
+    entities.warm_up()
 
 
 def utc_now_iso() -> str:
@@ -196,9 +204,12 @@ class ArticleIndex:
 
     def __init__(self, threshold: float = 0.6, num_perm: int = 126, retention_s: float = 30 * 86400,
                  max_articles: int = 1_000_000, story_retention_s: float = DEFAULT_STORY_RETENTION_S) -> None:
-        self.dedup = DedupIndex(threshold=threshold, num_perm=num_perm, retention_s=retention_s,
-                                max_articles=max_articles)
-        self.stories = StoryIndex(retention_s=min(story_retention_s, retention_s), max_records=max_articles)
+        self._new_dedup = lambda: DedupIndex(threshold=threshold, num_perm=num_perm, retention_s=retention_s,
+                                             max_articles=max_articles)
+        self._new_stories = lambda: StoryIndex(retention_s=min(story_retention_s, retention_s),
+                                               max_records=max_articles)
+        self.dedup = self._new_dedup()
+        self.stories = self._new_stories()
         self._last_arrival = float("-inf")
 
     def __len__(self) -> int:
@@ -232,10 +243,12 @@ class ArticleIndex:
                              "story": None if story is None else story.to_dict()})
 
     def rebuild(self, records: Iterable[bytes], now: float | None = None) -> None:
-        """Load stored records in the order they were decided (by arrival). Records of version 1
-        (no arrival times, written before this version) load first, in event-time order, as if
-        they had arrived `now`: they stay a whole retention period after an upgrade."""
+        """Replace the index's content by the stored records, loaded in the order they were
+        decided (by arrival). Records of version 1 (no arrival times, written before this
+        version) load first, in event-time order, as if they had arrived `now`: they stay a
+        whole retention period after an upgrade."""
         now = time.time() if now is None else now
+        self.dedup, self.stories, self._last_arrival = self._new_dedup(), self._new_stories(), float("-inf")
         decoded = [orjson.loads(r) for r in records if r]
 
         def order(d: dict) -> tuple:

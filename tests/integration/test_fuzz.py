@@ -43,7 +43,7 @@ PERMUTATIONS = 126
 
 def expected_reason(key: bytes | None, value: bytes | None) -> str | None:
     """What the worker must say about this input: the dead-letter reason, or None if valid.
-    The same steps, in the same order, as worker.app.analyse_events and to_funnel."""
+    The same steps, in the same order, as the analyse agent in worker/app.py (create_app: analyse, to_funnel)."""
     try:
         article = parse_article(key, value, MAX_BYTES)
         orjson.dumps(analyse(article, PERMUTATIONS))

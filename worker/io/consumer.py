@@ -40,7 +40,7 @@ def wanted(message: dict[str, Any], lang: str | None, dedup_status: str | None) 
 async def run_consumer(settings: Settings, topic: str, *, from_beginning: bool = False, follow: bool = False,
                        lang: str | None = None, dedup_status: str | None = None, fmt: str = "jsonl",
                        max_messages: int = 0, idle_timeout: float = 0.0, out=sys.stdout) -> int:
-    name = topic if settings.topic_prefix and topic.startswith(settings.topic_prefix) else settings.topic(topic)
+    name = settings.topics().full_name(topic)
     isolation = "read_committed" if settings.processing_guarantee == "exactly_once" else "read_uncommitted"
     consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False,
                                 isolation_level=isolation, group_id=None)

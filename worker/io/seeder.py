@@ -12,10 +12,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
-import topics
 from worker.config import Settings
-from worker.pipeline import utc_now_iso
 from worker.io.sources import ReadReport, read_articles
+from worker.pipeline import utc_now_iso
 
 
 @dataclass
@@ -40,7 +39,7 @@ class SeedSummary:
 async def run_seeder(paths: list[Path], settings: Settings, *, rate: float = 0.0, loops: int = 1,
                      new_ids: bool = False, dry_run: bool = False, topic: str | None = None,
                      progress: bool = True) -> SeedSummary:
-    topic_name = topic or settings.topic(topics.RAW.base_name)
+    topic_name = topic or settings.topics().raw.name
     summary = SeedSummary(topic=topic_name, dry_run=dry_run)
     producer = None
     if not dry_run:

@@ -7,15 +7,7 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from topics import ALL_TOPICS, TopicSpec
 from worker.config import Settings
-
-
-def _partitions(spec: TopicSpec, settings: Settings) -> int:
-    if spec.partitions == 1:  # single-partition topics are so by design (funnel, DLQ order)
-        return 1
-    from topics import RAW
-    return settings.input_partitions if spec is RAW else settings.output_partitions
 
 
 class TopicCreationError(RuntimeError):
@@ -67,14 +59,14 @@ async def create_topics(settings: Settings, replication: int = 1) -> dict[str, s
     try:
         existing = set(await admin.list_topics())
         result: dict[str, str] = {}
-        for spec in ALL_TOPICS:
-            name = settings.topic(spec.base_name)
+        for topic in settings.topics():
+            name = topic.name
             if name in existing:
                 result[name] = "exists"
                 continue
             try:
-                response = await admin.create_topics([NewTopic(name, _partitions(spec, settings), replication,
-                                                               topic_configs=spec.config)])
+                response = await admin.create_topics([NewTopic(name, topic.partitions, replication,
+                                                               topic_configs=topic.spec.config)])
             except TopicAlreadyExistsError:  # in case a client version raises it after all
                 result[name] = "exists"
                 continue
@@ -92,7 +84,7 @@ async def missing_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
     finally:
         await admin.close()
-    return [settings.topic(s.base_name) for s in ALL_TOPICS if settings.topic(s.base_name) not in existing]
+    return [name for name in settings.topics().names() if name not in existing]
 
 
 def create_topics_sync(settings: Settings) -> dict[str, str]:

@@ -77,13 +77,13 @@ from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from worker.config import Settings
+from worker.logs import logging_config
 
 log = logging.getLogger("worker")
 
 #: Exit code when a shutdown overran its deadline (inputs not committed are redelivered).
 EX_SHUTDOWN_DEADLINE = 75
 #: Seconds a SIGTERM/SIGINT shutdown may take before the process exits regardless.
-DEFAULT_SHUTDOWN_DEADLINE_S = 10.0
 
 
 class DurableProducer(faust_aiokafka.Producer):
@@ -102,7 +102,8 @@ class DurableProducer(faust_aiokafka.Producer):
 class EventBoundTransactionManager(TransactionManager):
     """Put every output in the transaction of the input partition being processed."""
 
-    async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
+    async def send(self, topic, key, value, partition, timestamp, headers, *,
+                   transactional_id=None):  # noqa: ARG002 - faust's signature; the id is chosen here
         event = current_event()
         if event is None:  # not inside an agent's event: faust's routing (table changelogs)
             return await super().send(topic, key, value, partition, timestamp, headers)
@@ -346,11 +347,9 @@ class IngestWorker(faust.Worker):
     not committed is processed again by the next worker (at-least-once).
     """
 
-    shutdown_deadline: float = DEFAULT_SHUTDOWN_DEADLINE_S
-
-    def _schedule_shutdown(self, signal) -> None:  # noqa: ANN001 - mode's signature
+    def _schedule_shutdown(self, signal) -> None:
         if not self._signal_stop_time:
-            deadline = float(os.environ.get("SHUTDOWN_DEADLINE_S", self.shutdown_deadline))
+            deadline = self.app.shutdown_deadline_s
             watchdog = threading.Timer(deadline, _hard_exit, args=(deadline,))
             watchdog.daemon = True
             watchdog.start()
@@ -358,8 +357,9 @@ class IngestWorker(faust.Worker):
 
 
 class IngestApp(faust.App):
-    fetch_max_wait_ms: int = 1500  # faust's; worker/app.py sets CONSUMER_FETCH_MAX_WAIT_MS
-    fetch_min_bytes: int = 1  # aiokafka's; worker/app.py sets CONSUMER_FETCH_MIN_BYTES
+    shutdown_deadline_s: float = 10.0  # Settings.shutdown_deadline_s; read by IngestWorker
+    fetch_max_wait_ms: int = 1500  # faust's; set from CONSUMER_FETCH_MAX_WAIT_MS
+    fetch_min_bytes: int = 1  # aiokafka's; set from CONSUMER_FETCH_MIN_BYTES
     _event_boundary_lock: asyncio.Lock | None = None
     _positions: dict | None = None  # TP -> offset of the last event processed since the last seek
 
@@ -423,6 +423,52 @@ class IngestApp(faust.App):
 
     def _new_producer_transport(self):
         return DurableTransport(self.conf.broker_producer, self)
+
+
+def faust_app_options(settings: Settings) -> dict[str, Any]:
+    """Settings → the keyword arguments of the worker's faust App (broker, store, producer, consumer)."""
+    return dict(
+        **faust_broker_options(settings),
+        store=settings.store,
+        datadir=f"{settings.data_dir}/{{conf.name}}",
+        processing_guarantee=settings.processing_guarantee,
+        key_serializer="raw",  # payloads are orjson bytes we encode/decode ourselves, so a bad
+        value_serializer="raw",  # message reaches our code (and the DLQ) instead of faust's logs
+        topic_partitions=settings.output_partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        table_standby_replicas=settings.standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        # A worker that dies without leaving the group (SIGKILL, OOM, power) holds its partitions
+        # until the broker expires its session: 10 s instead of faust's 60 s bounds that pause.
+        # Heartbeats come from the consumer thread, so a busy event loop does not miss them.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        producer_acks=-1,
+        # Room for the largest message any output topic accepts (articles.dlq: 8 MiB), so a big
+        # article or dead letter is not refused by the client before it reaches the broker.
+        producer_max_request_size=9 * 1024 * 1024,
+        consumer_max_fetch_size=settings.consumer_max_fetch_size,
+        producer_max_batch_size=settings.producer_max_batch_size,
+        producer_linger=settings.producer_linger,
+        Worker=IngestWorker,
+        PartitionAssignor=FunnelAwareAssignor,  # the funnel's host analyses less
+        logging_config=logging_config(settings),  # LOG_FORMAT=json: one JSON object per line
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_bind="0.0.0.0",
+        version=1,
+    )
+
+
+def new_faust_app(settings: Settings) -> IngestApp:
+    """The worker's faust App, configured from `settings`."""
+    app = IngestApp(settings.app_id, **faust_app_options(settings))
+    app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+    app.fetch_min_bytes = settings.consumer_fetch_min_bytes
+    app.shutdown_deadline_s = settings.shutdown_deadline_s
+    return app
 
 
 def faust_broker_options(settings: Settings) -> dict[str, Any]:
