@@ -3,12 +3,11 @@ with a known share of exact and near duplicates.
 
 Text model
 ----------
-Each language has a source text: for English the seed articles (seeds/*.txt) plus the English
-paragraphs of the language check set, for every other language its paragraphs in the labelled
-check set of tests/unit/test_language.py (33 languages, news register). An article is built by
-copying short runs of 1–4 consecutive source tokens (words; characters for Chinese, Japanese and
-Thai) from random positions, until a target size drawn uniformly from 2–6 KB (UTF-8 bytes of
-the body) is reached. So:
+Each language has a source text: its paragraphs in the labelled language check set
+(worker/quality/data/language_paragraphs.jsonl: 33 languages, news register), for English the seed
+articles (seeds/*.txt) too. An article is built by copying short runs of 1–4 consecutive source
+tokens (words; characters for Chinese, Japanese and Thai) from random positions, until a target
+size drawn uniformly from 2–6 KB (UTF-8 bytes of the body) is reached. So:
 - character and word statistics (language detection), capitalised names and multi-word places
   (entity tagging) are those of real news text;
 - no run longer than 4 tokens is copied, so two unrelated articles share almost no word
@@ -41,8 +40,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from worker.quality.data import language_check_set
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS_DIR = ROOT / "seeds"
+CHECK_SET = "worker/quality/data/language_paragraphs.jsonl"
 
 DEFAULT_SEED = 20240611
 CHAR_LANGS = {"zh-cn", "zh-tw", "ja", "th"}
@@ -108,19 +110,6 @@ class SourceText:
     origin: dict[str, str] = field(default_factory=dict)
 
 
-def _labelled() -> dict[str, list[tuple[str, ...]]]:
-    """The labelled language check set (news paragraphs in 33 languages), if importable."""
-    import sys
-
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        from tests.unit.test_language import LABELLED
-    except Exception:  # noqa: BLE001 - test extras missing: English seeds only
-        return {}
-    return LABELLED
-
-
 def _seed_text() -> str:
     parts = []
     for path in sorted(SEEDS_DIR.glob("*.txt")):
@@ -134,14 +123,12 @@ def _seed_text() -> str:
 def source_text() -> SourceText:
     texts: dict[str, str] = {}
     origin: dict[str, str] = {}
-    labelled = _labelled()
-    for lang, paragraphs in labelled.items():
+    for lang, paragraphs in language_check_set().items():
         sep = "" if lang in CHAR_LANGS - {"th"} else " "
         texts[lang] = " ".join(sep.join(p) for p in paragraphs)
-        origin[lang] = "tests/unit/test_language.py LABELLED"
-    seeds = _seed_text()
-    texts["en"] = (seeds + " " + texts.get("en", "")).strip()
-    origin["en"] = "seeds/*.txt" + (" + LABELLED" if "en" in labelled else "")
+        origin[lang] = CHECK_SET
+    texts["en"] = (_seed_text() + " " + texts["en"]).strip()
+    origin["en"] = f"seeds/*.txt + {CHECK_SET}"
     languages = {}
     for code, text in texts.items():
         if code in CHAR_LANGS:
@@ -154,12 +141,11 @@ def source_text() -> SourceText:
             spaced = True
         languages[code] = _Lang(code, tokens, byte_len, spaced)
     others = [c for c in languages if c != "en"]
-    weights = {"en": ENGLISH_SHARE if others else 1.0}
-    if others:
-        rest = 1.0 - ENGLISH_SHARE - sum(HEAVY.get(c, 0.0) for c in others)
-        light = [c for c in others if c not in HEAVY]
-        for c in others:
-            weights[c] = HEAVY.get(c, rest / max(len(light), 1))
+    weights = {"en": ENGLISH_SHARE}
+    rest = 1.0 - ENGLISH_SHARE - sum(HEAVY.get(c, 0.0) for c in others)
+    light = [c for c in others if c not in HEAVY]
+    for c in others:
+        weights[c] = HEAVY.get(c, rest / len(light))
     total = sum(weights.values())
     return SourceText(languages, {c: w / total for c, w in weights.items()}, origin)
 

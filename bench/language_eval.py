@@ -1,13 +1,13 @@
 """Compare worker.stages.language with plain (seeded) langdetect.
 
-    .venv/bin/python bench/language_eval.py [--fit-temperature]
+    .venv/bin/python -m bench.language_eval [--fit-temperature]
 
-Uses the labelled set of tests/unit/test_language.py: whole paragraphs, 1-2
-sentence texts, and short word fragments (3-8 words; 6-16 characters for
-Chinese, Japanese and Thai) that stress the und threshold and calibration.
-Prints accuracy, agreement with langdetect, a calibration table, timings and
-load time.  --fit-temperature also fits the softmax temperature by log loss
-on the fragments and sentences (how TEMPERATURE was chosen).
+Uses the labelled language check set (worker/quality/data/language_paragraphs.jsonl, also the
+check set of tests/unit/test_language.py): whole paragraphs, 1-2 sentence texts, and short word
+fragments (3-8 words; 6-16 characters for Chinese, Japanese and Thai) that stress the und threshold
+and calibration. Prints accuracy, agreement with langdetect, a calibration table, timings and load
+time.  --fit-temperature also fits the softmax temperature by log loss on the fragments and
+sentences (how TEMPERATURE was chosen).
 """
 
 from __future__ import annotations
@@ -20,23 +20,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+from langdetect.lang_detect_exception import LangDetectException
+
+from worker.quality.data import NO_SPACE_LANGS, check_set_paragraphs, check_set_sentences, language_check_set
+from worker.stages import language
+from worker.stages.language import UND, detect_language
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory  # noqa: E402
-from langdetect.lang_detect_exception import LangDetectException  # noqa: E402
-
-from tests.unit.test_language import (  # noqa: E402
-    LABELLED,
-    NO_SPACE_LANGS,
-    SEEDS,
-    paragraphs,
-    short_texts,
-)
-from worker.stages import language  # noqa: E402
-from worker.stages.language import UND, detect_language  # noqa: E402
-
+SEEDS = sorted((ROOT / "seeds").glob("*.txt"))
+LABELLED = language_check_set()
 CHAR_LANGS = NO_SPACE_LANGS | {"th"}
 
 
@@ -186,7 +179,7 @@ def main() -> None:
     args = parser.parse_args()
 
     ld = langdetect_detector()
-    paras, shorts, frags = paragraphs(), short_texts(), fragments()
+    paras, shorts, frags = check_set_paragraphs(), check_set_sentences(), fragments()
     one = [x for x in shorts if x[1] in {s for p in sum(LABELLED.values(), []) for s in p}]
     print(f"languages: {len(LABELLED)}")
     compare("paragraphs", paras, ld)

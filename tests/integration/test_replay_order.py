@@ -1,7 +1,7 @@
 """Replays in any order (issue 16), through the real broker and a real worker process.
 
 A labelled multi-year file — 36 distinct originals (the five seeds and 31 articles of
-tests/data/articles.jsonl, in eight languages), exact copies and near copies of some of them,
+worker/quality/data/articles.jsonl, in eight languages), exact copies and near copies of some of them,
 each group published within two days, the groups spread over two years, the times written in
 several formats — is SHUFFLED with a fixed seed and replayed onto articles.raw (the seeder reads
 it in file order; four input partitions shuffle it some more on the way to the dedup funnel).
@@ -55,7 +55,7 @@ DOUBLE_EXACT = 7  # this group gets a second exact copy
 def originals() -> list[dict]:
     """36 distinct originals: the five seeds and the first 31 other articles of articles.jsonl."""
     seeds = list(read_articles([ROOT / "seeds"], ReadReport()))
-    data = [json.loads(line) for line in (ROOT / "tests/data/articles.jsonl").read_text().splitlines()
+    data = [json.loads(line) for line in (ROOT / "worker/quality/data/articles.jsonl").read_text().splitlines()
             if line.strip()]
     others = [d for d in data if "seed" not in d][:ORIGINALS_FROM_DATA]
     out = [{"title": s["title"], "body": s["body"], "source": "seed.example", "lang": "en"} for s in seeds]

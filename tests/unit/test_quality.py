@@ -1,4 +1,4 @@
-"""The quality bars of issue 4, on the labelled sets in tests/data/ (docs/quality.md reports the
+"""The quality bars of issue 4, on the labelled sets in worker/quality/data/ (docs/quality.md reports the
 same measurements; `python -m worker.quality` regenerates it).
 
 A bar that fails here is a real gap in a stage, not a flaky test: the assertion message names

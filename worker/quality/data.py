@@ -1,4 +1,9 @@
-"""Loading the labelled sets in tests/data/ (and the seed articles they reference)."""
+"""Loading the labelled sets shipped in worker/quality/data/ (and the seed articles they reference).
+
+The sets are package data (see data/README.md): an installed package reads them as well as a
+checkout does. The five seed articles that articles.jsonl refers to are third-party text and are not
+shipped; they are read from the checkout's seeds/ (or ./seeds).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,16 @@ import orjson
 
 from worker.io.sources import parse_txt
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
-SEEDS = ROOT / "seeds"
-DOCS = ROOT / "docs"
+DATA = Path(__file__).resolve().with_name("data")
+# The repository root when running from a checkout (None when installed): seeds/ and docs/ live there.
+_ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT: Path | None = _ROOT if (_ROOT / "pyproject.toml").is_file() else None
+SEEDS = (CHECKOUT or Path.cwd()) / "seeds"
+DOCS = (CHECKOUT or Path.cwd()) / "docs"
+
+# Languages written without spaces between sentences (the language check set joins their sentences
+# with nothing).
+NO_SPACE_LANGS = frozenset({"zh-cn", "zh-tw", "ja"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +106,61 @@ def language_texts() -> tuple[LabelledText, ...]:
 
 
 @lru_cache(maxsize=1)
+def language_paragraphs() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The language check set: (lang, sentences) for two news paragraphs per language, in file order.
+
+    Used by tests/unit/test_language.py and, as the source text of its corpus, by bench/."""
+    return tuple((r["lang"], tuple(r["sentences"])) for r in _jsonl(DATA / "language_paragraphs.jsonl"))
+
+
+def language_check_set() -> dict[str, list[tuple[str, ...]]]:
+    """lang -> its paragraphs (each a tuple of sentences), languages in file order."""
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for lang, sentences in language_paragraphs():
+        out.setdefault(lang, []).append(sentences)
+    return out
+
+
+def join_sentences(lang: str, sentences) -> str:
+    return ("" if lang in NO_SPACE_LANGS else " ").join(sentences)
+
+
+def check_set_paragraphs() -> list[tuple[str, str]]:
+    """(lang, text) for every whole paragraph of the language check set."""
+    return [(lang, join_sentences(lang, p)) for lang, p in language_paragraphs()]
+
+
+def check_set_sentences() -> list[tuple[str, str]]:
+    """(lang, text) for every single sentence of the check set and every two consecutive ones."""
+    out = []
+    for lang, p in language_paragraphs():
+        out += [(lang, s) for s in p]
+        out += [(lang, join_sentences(lang, p[i : i + 2])) for i in range(len(p) - 1)]
+    return out
+
+
+def _seed(name: str) -> str:
+    path = SEEDS / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: articles.jsonl refers to the seed articles in the repository's seeds/ (third-party "
+            "text, not shipped with the package); run from a checkout or from a directory holding seeds/")
+    return path.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
 def articles() -> tuple[LabelledArticle, ...]:
     out = []
     for r in _jsonl(DATA / "articles.jsonl"):
         if "seed" in r:
-            parsed = parse_txt((SEEDS / r["seed"]).read_text(encoding="utf-8"))
+            parsed = parse_txt(_seed(r["seed"]))
             r = {**r, "title": parsed["title"], "body": parsed["body"]}
         out.append(LabelledArticle(r["id"], r["event"], r["lang"], r["outlet"], r["kind"],
                                    r["published_at"], r["title"], r["body"]))
     return tuple(out)
 
 
-# [surface](id LABEL) — the inline markup of tests/data/entities.jsonl
+# [surface](id LABEL) — the inline markup of data/entities.jsonl
 _MARK = re.compile(r"\[([^\[\]]+)\]\(([a-z]+:[^\s()]+) (PERSON|ORG|GPE|LOC|NORP)\)")
 
 

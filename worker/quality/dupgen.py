@@ -1,4 +1,4 @@
-"""Labelled near-duplicate pairs, generated deterministically from tests/data/articles.jsonl.
+"""Labelled near-duplicate pairs, generated deterministically from worker/quality/data/articles.jsonl.
 
 Positives (the second article is a copy of the first, as scrapers and syndication produce them):
 

@@ -1,4 +1,4 @@
-"""Entity tagging measured on the hand-labelled passages of tests/data/entities.jsonl.
+"""Entity tagging measured on the hand-labelled passages of worker/quality/data/entities.jsonl.
 
 `tag_entities` reports one Entity per canonical id (first mention span + mention count), so the
 primary unit is the (passage, canonical id) pair: a predicted id is a true positive when the

@@ -1,4 +1,4 @@
-"""Language identification measured on tests/data/language.jsonl.
+"""Language identification measured on worker/quality/data/language.jsonl.
 
 Bands: "short" (headlines, <= 60 characters), "sentence" (1-2 sentences), "paragraph" (3-6
 sentences) and "und" (strings with no language in them: times, URLs, codes, prices). An answer is
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from langdetect.detector_factory import PROFILES_DIRECTORY
 
-from worker.quality.data import ROOT, LabelledText, language_texts
+from worker.quality.data import CHECKOUT, LabelledText, language_texts
 from worker.stages.language import RELIABLE_CONFIDENCE, UND, LanguageResult, detect_language
 
 BANDS = ("short", "sentence", "paragraph")
@@ -116,7 +116,7 @@ def _fingerprint(texts: list[str]) -> str:
 def fingerprint_in_subprocess() -> str:
     code = ("from worker.quality.langeval import _fingerprint; from worker.quality.data import language_texts;"
             "print(_fingerprint([t.text for t in language_texts()]))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-c", code], cwd=CHECKOUT, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "random"})
     return out.stdout.strip()
 

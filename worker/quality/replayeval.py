@@ -4,7 +4,7 @@ Archives are replayed in file order, not publication order, and real coverage of
 spreads over hours or days. This evaluation feeds the same labelled articles in publication
 order, reversed, and in shuffled orders, and compares what comes out.
 
-* Duplicate groups: the originals of tests/data/articles.jsonl with their generated copies
+* Duplicate groups: the originals of worker/quality/data/articles.jsonl with their generated copies
   (worker/quality/dupgen.py's positive kinds: exact, re-encoded, rewritten, truncated, ...). Each
   original gets a publication time spread over two years, its copies within two days after it.
   A group is an original with its copies; the predicted groups are the duplicate clusters with
@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from worker.quality.data import articles
 from worker.quality.dupgen import DEFAULT_SEED, Doc, generate_pairs
 from worker.quality.storyeval import Prepared, prepared
 from worker.stages.dedup import DedupIndex
@@ -224,7 +223,7 @@ def render(report: ReplayReport) -> list[str]:
            "verdicts alone, with `merged_clusters` / `merged_stories` applied, as a consumer of "
            "`articles.enriched` sees them. \"Differs\" is the share of article pairs whose same-group answer "
            "differs from the publication-order run.", "",
-           f"**Duplicate groups**: {report.dedup_groups} originals of tests/data/articles.jsonl with their "
+           f"**Duplicate groups**: {report.dedup_groups} originals of worker/quality/data/articles.jsonl with their "
            f"generated copies ({report.dedup_docs} documents; exact, re-encoded, boilerplate, new headline, "
            "paragraph added or removed, truncated to 70 % and 50 %, light edits), each original published at a "
            "random time over two years (2023–2024) and its copies within two days after it.", "",

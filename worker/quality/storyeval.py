@@ -1,4 +1,4 @@
-"""Story clusters measured on tests/data/articles.jsonl (events labelled by hand).
+"""Story clusters measured on worker/quality/data/articles.jsonl (events labelled by hand).
 
 Every article goes through the worker's stages — normalise, detect_language(title + body),
 tag_entities(body, language) — and then `StoryIndex.assign(id, entity ids with counts,
