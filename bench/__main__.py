@@ -81,7 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError:
         p.error("--worker-env takes KEY=VALUE")
     args.dedup_budget = args.dedup_budget if args.dedup_budget is not None else (10_000 if q else 100_000)
-    args.dedup_sizes = [int(x) for x in (args.dedup_sizes or ("10000,100000" if q else "10000,100000,1000000")).split(",")]
+    sizes = args.dedup_sizes or ("10000,100000" if q else "10000,100000,1000000")
+    args.dedup_sizes = [int(x) for x in sizes.split(",")]
     args.recovery_articles = args.recovery_articles or (20000 if q else 100000)
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     unknown = set(args.parts) - set(ALL_PARTS)

@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 from bench import util
+from worker import pipeline
 
 STAGES = ("validate", "normalise", "language", "hashing", "entities", "stories", "serialise", "dedup", "finish")
 ANALYSE_SIDE = ("validate", "normalise", "language", "hashing", "entities", "stories", "analyse_overhead",
@@ -30,13 +31,7 @@ ANALYSE_SIDE = ("validate", "normalise", "language", "hashing", "entities", "sto
 DEDUP_SIDE = ("deserialise_analysed", "dedup", "finish", "serialise_enriched", "changelog_record")
 
 
-def _imports():
-    """The pipeline, imported with retries (another engineer may be mid-edit on a stage)."""
-    return util.import_with_retry(lambda: __import__("worker.pipeline", fromlist=["analyse"]))
-
-
 def warm_up() -> dict[str, float]:
-    pipeline = _imports()  # noqa: F841
     from worker.stages import entities, hashing, language
 
     out = {}
@@ -61,24 +56,15 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | N
     analyses them together (`analyse_batch`, stage by stage), then each article goes through the
     funnel in order. An article's analyse-side cost is its own stage timings plus an equal share
     of the batch's overhead."""
-    pipeline = _imports()
-    from worker.stages.dedup import DedupIndex
     from worker.stages.validate import parse_article
 
-    if hasattr(pipeline, "ArticleIndex"):  # the funnel state: dedup + stories, one record per article
-        funnel = pipeline.ArticleIndex(num_perm=num_perm)
+    funnel = pipeline.ArticleIndex(num_perm=num_perm)  # the funnel state: dedup + stories, one record per article
 
-        def decide(received):
-            decided = funnel.decide(received)
-            funnel.evict_expired()
-            return decided, decided.verdict, lambda: decided.record
-    else:  # dedup only (before the story stage)
-        index = DedupIndex(num_perm=num_perm)
+    def decide(received):
+        decided = funnel.decide(received)
+        funnel.evict_expired()
+        return decided, decided.verdict, lambda: decided.record
 
-        def decide(received):
-            decision = pipeline.decide(index, received)
-            index.evict_expired(time.time())
-            return decision.verdict, decision.verdict, decision.record.to_bytes
     batch = batch or analyse_batch_articles()
     n = len(raw)
     cols = {k: np.zeros(n) for k in (*ANALYSE_SIDE, *DEDUP_SIDE, "total")}
@@ -204,35 +190,24 @@ def profile(stages: list[str], corpus, raw, out_dir: Path, limit: int = 3000) ->
     stage = stages[0]
     from pyinstrument import Profiler
 
-    pipeline = _imports()
-    from worker.stages.dedup import DedupIndex
     from worker.stages.entities import tag_entities
-    from worker.stages.hashing import hash_text, signature_from_hex
+    from worker.stages.hashing import hash_text
     from worker.stages.language import detect_language
     from worker.stages.normalise import normalise
     from worker.stages.stories import story_features
+    from worker.stages.validate import parse_article
 
     sample = corpus[:limit]
     texts = [normalise(a.title, a.body) for a in sample]
     langs = [detect_language(f"{t.title}\n{t.body}").code for t in texts]
-    index = DedupIndex()
-    hashes = [hash_text(t.body, lang, 126) for t, lang in zip(texts, langs)]
     entity_counts = [{e.id: e.count for e in tag_entities(t.body, lang)} if "stories" in stages else {}
                      for t, lang in zip(texts, langs)]
-    dedup_in = [(a.id, h.content_hash, signature_from_hex(h.to_dict()["minhash"]["signature_hex"]),
-                 h.shingle_count, float(i)) for i, (a, h) in enumerate(zip(sample, hashes))]
-    if hasattr(pipeline, "ArticleIndex"):  # the funnel: dedup + stories
-        from worker.stages.validate import parse_article
+    funnel = pipeline.ArticleIndex()  # the funnel: dedup + stories
+    analysed = [pipeline.analyse(parse_article(k, v, 1 << 20), 126) for k, v in raw[:limit]] \
+        if "dedup" in stages else []
 
-        funnel = pipeline.ArticleIndex()
-        analysed = [pipeline.analyse(parse_article(k, v, 1 << 20), 126) for k, v in raw[:limit]] \
-            if "dedup" in stages else []
-
-        def dedup_call():
-            return [funnel.decide(a) for a in analysed]
-    else:
-        def dedup_call():
-            return [index.decide(*args) for args in dedup_in]
+    def dedup_call():
+        return [funnel.decide(a) for a in analysed]
     calls = {
         "normalise": lambda: [normalise(a.title, a.body) for a in sample],
         "language": lambda: [detect_language(f"{t.title}\n{t.body}") for t in texts],
@@ -294,10 +269,8 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print,
                      "articles_per_s_per_core_4kb": _summary(r[2], four_kb)["articles_per_s_per_core"]}
                     for r in runs]
     median_4kb = sorted(p["articles_per_s_per_core_4kb"] for p in pass_figures)[len(pass_figures) // 2]
-    pipeline = _imports()
     result = {
-        "funnel_decide": ("dedup + story clustering (ArticleIndex.decide + evict_expired)"
-                          if hasattr(pipeline, "ArticleIndex") else "dedup (DedupIndex.decide + evict_expired)"),
+        "funnel_decide": "dedup + story clustering (ArticleIndex.decide + evict_expired)",
         "all": _summary(cols),
         "passes": pass_figures,  # in run order; "all" and the rest are the median pass
         "wall_seconds": round(wall, 2),
@@ -331,7 +304,8 @@ def run(corpus, out_dir: Path, parallel_processes: int | None = None, log=print,
                           for n in (1, 2)},
         "cores": cores,
     }
-    stage_means = {k: a["us_per_article"][k] for k in ("normalise", "language", "hashing", "entities", "stories", "dedup")}
+    stage_means = {k: a["us_per_article"][k]
+                   for k in ("normalise", "language", "hashing", "entities", "stories", "dedup")}
     hottest = max(stage_means, key=stage_means.get)
     log(f"  {a['articles']} articles: {a['total_us']['mean']} µs/article → {per_core}/s per core (median of "
         f"{[p['articles_per_s_per_core'] for p in pass_figures]}); hottest stage {hottest} ({stage_means[hottest]} µs)")

@@ -151,23 +151,11 @@ def _trim() -> None:
 
 def _op_parts(index, sigs: np.ndarray) -> dict:
     """Split an operation: band keys (pure CPU, independent of size) vs bucket lookups (memory)."""
-    try:
-        return _op_parts_v1(index, sigs)
-    except Exception as exc:  # noqa: BLE001 - the index's internals changed
-        return {"note": f"not available for this DedupIndex ({type(exc).__name__}: {exc})"}
+    from worker.stages.dedup import band_keys
 
+    def candidates(s):
+        return index._candidates(band_keys(s))
 
-def _op_parts_v1(index, sigs: np.ndarray) -> dict:
-    import worker.stages.dedup as dedup_mod
-
-    if hasattr(dedup_mod, "band_keys"):  # module function: keys → index._candidates(keys)
-        band_keys = dedup_mod.band_keys
-
-        def candidates(s):
-            return index._candidates(band_keys(s))
-    else:  # methods on the index
-        band_keys = index._band_keys
-        candidates = index._candidates
     ns = time.perf_counter_ns
     rng = np.random.default_rng(3)
     fresh = [np.ascontiguousarray(rng.permutation(s)) for s in sigs]  # unseen band keys, same values
@@ -185,7 +173,6 @@ def _op_parts_v1(index, sigs: np.ndarray) -> dict:
 
 def child(size: int, window: int, budget: int = 0) -> dict:
     """`budget` > 0: the index's max_articles; `size` articles go through it (see the docstring)."""
-    util.import_with_retry(lambda: __import__("worker.stages.dedup"))
     from worker.stages.dedup import DedupIndex
 
     # All inputs first (one signature matrix + small metadata), so the RSS growth measured while
@@ -280,12 +267,13 @@ def run(sizes: list[int], window: int = 0, log=print, budget: int = 0) -> dict:
     cost_ratio = last["us_per_op"]["mean"] / first["us_per_op"]["mean"]
     mem_ratio = last["memory_bytes_per_article_rss"] / max(first["memory_bytes_per_article_rss"], 1)
     budgeted = at_budget(budget, log) if budget else None
+    same_size = next((r for r in results if r["articles"] == budget), None)
     return {
         "sizes": results,
         "at_budget": budgeted,
         "eviction_cost_ratio_at_budget_vs_same_size": (
-            round(budgeted["us_per_op"]["mean"] / next(r for r in results if r["articles"] == budget)["us_per_op"]["mean"], 2)
-            if budgeted and any(r["articles"] == budget for r in results) else None),
+            round(budgeted["us_per_op"]["mean"] / same_size["us_per_op"]["mean"], 2)
+            if budgeted and same_size else None),
         "cost_ratio_largest_vs_smallest": round(cost_ratio, 2),
         "memory_ratio_largest_vs_smallest": round(mem_ratio, 2),
         "flat": cost_ratio <= 1.5,

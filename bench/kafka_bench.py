@@ -393,8 +393,10 @@ class Spy:
         return {
             "file": util.rel(path),
             "samples": total,
-            "share_by_category": {k: round(v / total, 3) for k, v in sorted(grouped.items(), key=lambda kv: -kv[1])},
-            "top_leaf_functions": [(k, round(v / total, 3)) for k, v in sorted(leaves.items(), key=lambda kv: -kv[1])[:15]],
+            "share_by_category": {k: round(v / total, 3)
+                                  for k, v in sorted(grouped.items(), key=lambda kv: -kv[1])},
+            "top_leaf_functions": [(k, round(v / total, 3))
+                                   for k, v in sorted(leaves.items(), key=lambda kv: -kv[1])[:15]],
         }
 
 
@@ -586,7 +588,7 @@ def throughput(sc: Scenario, corpus, log=print, profile_dir: Path | None = None)
     window = _sustained(arrivals)
     # The sustained rate is the whole drain: from the first send to the last enriched article.
     # (Arrivals are bursty when an agent blocks the event loop, so a 10–90 % window overstates it.)
-    sustained = overall = len(arrivals) / (t_last - t_first)
+    sustained = len(arrivals) / (t_last - t_first)
     first_arrival = min(arrivals) - t_first if arrivals else None
     arr = np.sort(np.asarray(arrivals)) - t_first
     timeline = np.histogram(arr, bins=np.arange(0.0, float(arr.max()) + 1.0, 1.0))[0].tolist() if arr.size else []
@@ -705,28 +707,17 @@ def latency(sc: Scenario, corpus, rate: float, log=print, burst: int = 0, hop_sp
 
 def _index_records(n: int) -> list[tuple[bytes, bytes]]:
     """`n` changelog values exactly as the dedup agent writes them, decided by the real funnel
-    state over synthetic signatures (bench.dedup_scaling.synthetic_stream). With the story stage
-    (pipeline.ArticleIndex) each article also carries the entities and text of one of 2,000 real
-    analysed corpus articles, so its story record has realistic features."""
-    from bench.dedup_scaling import synthetic_stream
-
-    pipeline = util.import_with_retry(lambda: __import__("worker.pipeline", fromlist=["analyse"]))
-    now = time.time()
-    out: list[tuple[bytes, bytes]] = []
-    if not hasattr(pipeline, "ArticleIndex"):
-        from worker.stages.dedup import DedupIndex
-
-        index = DedupIndex()
-        for chunk in synthetic_stream(n, seed=11):
-            for aid, h, sig, n_sh, _t, _kind in chunk:
-                decision = index.decide(aid, h, sig.copy(), n_sh, now - (n - len(out)) * 1.0)
-                out.append((aid.encode(), decision.record.to_bytes()))
-        return out
-
+    state over synthetic signatures (bench.dedup_scaling.synthetic_stream). Each article also
+    carries the story part of one of 2,400 real analysed corpus articles, so its story record has
+    realistic features."""
     from bench import corpus as corpus_mod
+    from bench.dedup_scaling import synthetic_stream
+    from worker import pipeline
     from worker.stages.dedup import DedupIndex
     from worker.stages.validate import parse_article
 
+    now = time.time()
+    out: list[tuple[bytes, bytes]] = []
     # Real funnel records of real analysed articles (the story part: features, story ids)...
     funnel = pipeline.ArticleIndex()
     story_parts = []
@@ -812,7 +803,8 @@ def recovery(bootstrap: str, run_dir: Path, articles: int, baseline_ready_s: flo
         "recovery_s_over_baseline": round(ready_s - baseline_ready_s, 2) if ready_s and baseline_ready_s else None,
         "worker_rss_mb_after": round(rss / 2**20, 1),
     }
-    log(f"  {articles:,} records ({result['changelog_mb']} MB): start→'rebuilt' log {result['start_to_rebuilt_log_s']} s "
+    log(f"  {articles:,} records ({result['changelog_mb']} MB): "
+        f"start→'rebuilt' log {result['start_to_rebuilt_log_s']} s "
         f"(index build {result['rebuild_step_s_from_log']} s), start→ready {result['start_to_ready_s']} s "
         f"(empty: {baseline_ready_s} s); worker RSS {result['worker_rss_mb_after']} MB")
     return result

@@ -47,8 +47,9 @@ def table(r: dict) -> str:
                   f"({', '.join(f'{k} {v}' for k, v in c['kinds'].items() if k != 'original')}); seed {c['seed']}.", ""]
     env = (r.get("e2e") or {}).get("worker_env")
     if r.get("e2e"):
+        seeded = next((e["throughput"]["articles"] for k, e in r["e2e"].items() if k.endswith("_workers")), "?")
         lines += [f"Worker settings: {'defaults' if not env else ', '.join(f'{k}={v}' for k, v in env.items())}; "
-                  f"end-to-end throughput over {next((e['throughput']['articles'] for k, e in r['e2e'].items() if k.endswith('_workers')), '?'):,} "
+                  f"end-to-end throughput over {_f(seeded)} "
                   f"articles seeded at full speed after a 40-article warm-up"
                   f"{', on a broker warmed by one untimed run' if r['e2e'].get('broker_warm_up') else ''}.", ""]
     lines += ["| measure | result | target |", "|---|---|---|"]
@@ -56,12 +57,13 @@ def table(r: dict) -> str:
     if comp:
         lim = comp["limits"]
         us = comp["all"]["us_per_article"]
-        lines.append(f"| compute limit, all stages in-process, 1 core | {_f(lim['articles_per_s_per_core'])} articles/s "
-                     f"({_f(comp['all']['total_us']['mean'])} µs/article) | |")
+        lines.append(f"| compute limit, all stages in-process, 1 core | {_f(lim['articles_per_s_per_core'])} "
+                     f"articles/s ({_f(comp['all']['total_us']['mean'])} µs/article) | |")
         passes = comp.get("passes") or []
         each = (f" (median of {len(passes)} passes: "
                 f"{', '.join(_f(p['articles_per_s_per_core_4kb']) for p in passes)})") if len(passes) > 1 else ""
-        lines.append(f"| same, 4 KB articles (3.5–4.5 KB) | {_f(lim['articles_per_s_per_core_4kb'])} articles/s per core{each} "
+        lines.append(f"| same, 4 KB articles (3.5–4.5 KB) | {_f(lim['articles_per_s_per_core_4kb'])} "
+                     f"articles/s per core{each} "
                      f"| ≥ 1,000: {_ok(t.get('stages_>=1000_per_core_4kb'))} |")
         meas = lim.get("measured_n_processes")
         if meas:
@@ -69,20 +71,22 @@ def table(r: dict) -> str:
                          f"{_f(meas['articles_per_s'])} articles/s ({meas['processes']} × 1 core = "
                          f"{_f(meas['processes'] * lim['articles_per_s_per_core'])}) | |")
         funnel = "funnel decide (dedup + stories)" if "stor" in comp.get("funnel_decide", "") else "dedup"
-        stages = ", ".join(f"{k} {us[k]:.0f}" for k in ("validate", "normalise", "language", "hashing", "entities", "stories") if k in us)
+        stages = ", ".join(f"{k} {us[k]:.0f}"
+                           for k in ("validate", "normalise", "language", "hashing", "entities", "stories") if k in us)
         stages += f", {funnel} {us['dedup']:.0f}"
         ser = us["serialise_analysed"] + us["deserialise_analysed"] + us["serialise_enriched"] + us["changelog_record"]
         lines.append(f"| µs/article per stage | {stages}; JSON in/out {ser:.0f}; finish {us['finish']:.0f} | |")
-        lines.append(f"| dedup funnel ceiling (the dedup agent's in-process work, 1 partition) | {_f(lim['dedup_funnel_ceiling_articles_per_s'])} "
-                     f"articles/s | |")
+        lines.append("| dedup funnel ceiling (the dedup agent's in-process work, 1 partition) | "
+                     f"{_f(lim['dedup_funnel_ceiling_articles_per_s'])} articles/s | |")
         prof = comp.get("profile", {})
         if prof:
             shown = ", ".join(f"{st}: `{prof['files'][st]['text']}`" for st in prof.get("stages", [prof["stage"]]))
             lines.append(f"| profiles (pyinstrument), hottest first | {shown} | |")
     tr = r.get("transport")
     if tr:
-        lines.append(f"| transport limit, bare aiokafka consume → produce | {_f(tr['consume_produce_msgs_per_s'])} msg/s "
-                     f"({tr['consume_produce_mb_per_s']} MB/s; produce only {_f(tr['produce_only_msgs_per_s'])} msg/s) | |")
+        lines.append(f"| transport limit, bare aiokafka consume → produce | {_f(tr['consume_produce_msgs_per_s'])} "
+                     f"msg/s ({tr['consume_produce_mb_per_s']} MB/s; produce only "
+                     f"{_f(tr['produce_only_msgs_per_s'])} msg/s) | |")
     for key in sorted(k for k in s if k.startswith("e2e_") and k[4].isdigit()):
         row = s[key]
         n = key.split("_")[1]
@@ -95,24 +99,29 @@ def table(r: dict) -> str:
                      f"of transport | {target} |")
         lat = row["latency_ms"]
         target = f"p99 ≤ 100 ms: {_ok(t.get('p99_<=100ms_at_half_rate'))}" if n == "2" else ""
-        lines.append(f"| latency, {n} worker(s), {_f(row['latency_offered_per_s'])} articles/s offered | p50 {_f(lat['p50'], '{:.0f}')} / "
-                     f"p95 {_f(lat['p95'], '{:.0f}')} / p99 {_f(lat['p99'], '{:.0f}')} ms (max {_f(lat['max'], '{:.0f}')}) | {target} |")
+        lines.append(f"| latency, {n} worker(s), {_f(row['latency_offered_per_s'])} articles/s offered | "
+                     f"p50 {_f(lat['p50'], '{:.0f}')} / p95 {_f(lat['p95'], '{:.0f}')} / "
+                     f"p99 {_f(lat['p99'], '{:.0f}')} ms (max {_f(lat['max'], '{:.0f}')}) | {target} |")
     ab = s.get("e2e_ab_tuned")
     if ab:
         env = ", ".join(f"{k}={v}" for k, v in ab["env"].items())
         lat = ab["latency_ms"]
-        lines.append(f"| A/B: end to end, {ab['workers']} workers, {env} | {_f(ab['sustained_articles_per_s'])} articles/s "
+        lines.append(f"| A/B: end to end, {ab['workers']} workers, {env} | "
+                     f"{_f(ab['sustained_articles_per_s'])} articles/s "
                      f"= {_f(ab.get('ratio_to_compute_bound'), '{:.0%}')} of compute bound; latency at "
-                     f"{_f(ab['latency_offered_per_s'])}/s: p50 {_f(lat['p50'], '{:.0f}')} / p99 {_f(lat['p99'], '{:.0f}')} ms | |")
+                     f"{_f(ab['latency_offered_per_s'])}/s: p50 {_f(lat['p50'], '{:.0f}')} / "
+                     f"p99 {_f(lat['p99'], '{:.0f}')} ms | |")
     d = r.get("dedup")
     if d:
         for row in d["sizes"]:
             lines.append(f"| dedup index at {row['articles']:,} | {row['us_per_op']['mean']:.1f} µs/op mean, "
                          f"{row['us_per_op']['p50']:.1f} p50, {row['us_per_op']['p99']:.0f} p99; slowest op "
-                         f"{row['slowest_op_ms_whole_build']:,.0f} ms; {row['memory_bytes_per_article_rss']:,.0f} B/article | |")
+                         f"{row['slowest_op_ms_whole_build']:,.0f} ms; "
+                         f"{row['memory_bytes_per_article_rss']:,.0f} B/article | |")
         first, last = d["sizes"][0], d["sizes"][-1]
         p50_ratio = last["us_per_op"]["p50"] / first["us_per_op"]["p50"]
-        lines.append(f"| dedup cost {first['articles']:,} → {last['articles']:,} | ×{d['cost_ratio_largest_vs_smallest']} mean, "
+        lines.append(f"| dedup cost {first['articles']:,} → {last['articles']:,} | "
+                     f"×{d['cost_ratio_largest_vs_smallest']} mean, "
                      f"×{p50_ratio:.2f} p50 | ≤ 1.5×: {_ok(t.get('dedup_cost_flat_<=1.5x'))} |")
         b = d.get("at_budget")
         if b:
@@ -124,9 +133,11 @@ def table(r: dict) -> str:
                          + f"; RSS {b['rss_mb']:,.0f} MB at the budget | |")
     rec = r.get("recovery")
     if rec:
-        lines.append(f"| recovery of {rec['articles']:,} index records ({rec['changelog_mb']} MB changelog) | start → ready "
-                     f"{_f(rec['start_to_ready_s'], '{:.1f}')} s (empty: {_f(rec['baseline_start_to_ready_empty_s'], '{:.1f}')} s); "
-                     f"index build {_f(rec['rebuild_step_s_from_log'], '{:.2f}')} s; RSS {_f(rec['worker_rss_mb_after'])} MB | |")
+        lines.append(f"| recovery of {rec['articles']:,} index records ({rec['changelog_mb']} MB changelog) | "
+                     f"start → ready {_f(rec['start_to_ready_s'], '{:.1f}')} s "
+                     f"(empty: {_f(rec['baseline_start_to_ready_empty_s'], '{:.1f}')} s); "
+                     f"index build {_f(rec['rebuild_step_s_from_log'], '{:.2f}')} s; "
+                     f"RSS {_f(rec['worker_rss_mb_after'])} MB | |")
     if r.get("errors"):
         lines += ["", "Errors: " + "; ".join(f"{k}: {v[:200]}" for k, v in r["errors"].items())]
     return "\n".join(lines)

@@ -1,33 +1,16 @@
-"""Small helpers shared by the benchmark parts: retries, /proc readings, machine facts."""
+"""Small helpers shared by the benchmark parts: paths, /proc readings, machine facts."""
 
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def import_with_retry(fn, attempts: int = 4, wait: float = 60.0):
-    """Import the pipeline; a stage file being edited by someone else may fail for a minute."""
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except (ImportError, SyntaxError, NameError, AttributeError) as exc:
-            if attempt == attempts - 1:
-                raise
-            print(f"  import failed ({type(exc).__name__}: {exc}); retrying in {wait:.0f}s", file=sys.stderr)
-            for name in [m for m in sys.modules if m.startswith("worker")]:
-                del sys.modules[name]
-            time.sleep(wait)
-    raise AssertionError("unreachable")
 
 
 def rel(path: Path) -> str:
