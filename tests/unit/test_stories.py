@@ -15,6 +15,7 @@ from worker.stages.stories import (
     StoryRecord,
     extract_dates,
     extract_numbers,
+    features,
     story_features,
 )
 
@@ -275,8 +276,8 @@ _DATE_ALPHABET = st.sampled_from(list("March Mar. Sept. sept 27th 3rd 1 05 12 20
                 max_size=30).map("".join))
 def test_month_day_scan_matches_the_reference_pattern(text):
     """The digits-first scan gives exactly what `_MONTH_DAY.finditer` gives."""
-    expected = [(m.group(1), m.group(2), m.group(3), m.span()) for m in stories._MONTH_DAY.finditer(text)]
-    assert list(stories._month_day_matches(text)) == expected
+    expected = [(m.group(1), m.group(2), m.group(3), m.span()) for m in features._MONTH_DAY.finditer(text)]
+    assert list(features._month_day_matches(text)) == expected
 
 
 @settings(max_examples=400, deadline=None)
@@ -288,13 +289,13 @@ def test_month_day_scan_matches_the_reference_pattern(text):
 def test_digit_scan_matches_finditer_for_every_digit_pattern(text):
     """Each pattern tried only where `_digit_positions` says it can start (the first digit of a
     run) finds exactly what its finditer finds; _CJK_DATE is tried at every digit."""
-    starts = stories._digit_positions(text)
-    every = stories._all_digit_positions(text)
-    for pattern in (stories._DAY_MONTH, stories._CJK_DATE, stories._CJK_DAY, stories._ISO_DATE,
-                    stories._DOT_DATE, stories._DAY_AFTER_SPACE, stories._TIME, stories._NUMBER):
-        positions = every if pattern is stories._CJK_DATE else starts
+    starts = features._digit_positions(text)
+    every = features._all_digit_positions(text)
+    for pattern in (features._DAY_MONTH, features._CJK_DATE, features._CJK_DAY, features._ISO_DATE,
+                    features._DOT_DATE, features._DAY_AFTER_SPACE, features._TIME, features._NUMBER):
+        positions = every if pattern is features._CJK_DATE else starts
         expected = [m.span() + m.groups() for m in pattern.finditer(text)]
-        assert [m.span() + m.groups() for m in stories._finditer_at(pattern, text, positions)] == expected
+        assert [m.span() + m.groups() for m in features._finditer_at(pattern, text, positions)] == expected
 
 
 @settings(max_examples=300, deadline=None)
@@ -306,10 +307,10 @@ def test_features_are_the_same_when_every_digit_is_tried(text):
     """Trying the digit patterns only at run starts changes no feature (after dates and times
     are blanked out, too)."""
     fast = stories.story_features({"country:FR": 1}, text, 1_711_500_000.0)
-    original = stories._digit_positions
-    stories._digit_positions = stories._all_digit_positions
+    original = features._digit_positions
+    features._digit_positions = features._all_digit_positions
     try:
         every = stories.story_features({"country:FR": 1}, text, 1_711_500_000.0)
     finally:
-        stories._digit_positions = original
+        features._digit_positions = original
     assert fast == every

@@ -1,81 +1,21 @@
-"""Stage 5: story clusters — articles about the same event share a `story_id`.
-
-Near-duplicate detection (dedup.py) links copies of one text. A *story* is wider: other outlets'
-rewrites, translations and summaries of the same event, which share almost no shingles. They do
-share what the event is made of, and those things can be written down without the language:
-
-* entity ids from `tag_entities` ("person:vladimir-putin", "city:524305", "country:KP"),
-* numbers, normalised across notations ("12,000", "12.000", "12 000", "1万2000", "1.2万" -> 12000;
-  "3,75 %" and "3.75%" -> 3.75), years kept apart as a weaker feature,
-* calendar dates, normalised to month-day ("March 27", "27. März", "27 марта", "3月27日",
-  "3월 27일" -> 03-27; a bare "27日"/"27일" is dated from the article's event time).
-
-Each feature has a base weight by kind (a date, a person or a city says more than a country;
-entities mentioned often weigh more) times an IDF computed online over the last `idf_window`
-articles, so the entities every article has (country:US) weigh little once the index has seen
-some traffic.
-
-An article is compared with the stories active around its event time (`window_s`): the cosine of
-its weighted feature vector with each candidate story's centroid (the sum of its members'
-normalised vectors), and, for the best few stories, with each of their recent members (single
-link: a short summary that matches one long report well). The score is the larger of the two; at
-or above `threshold` the article joins that story, otherwise it starts a new one. A story must
-share at least `MIN_SHARED_WEIGHT` of base weight with the article (one common country and a year
-never make a story). `matched` is the member article it resembled most.
-
-Arrival order does not decide the stories. Candidates are found by the article's own event time
-(postings per event-time bucket of `window_s`: a back-filled article finds its story), and an
-article that also matches a second story at `merge_threshold` or more merges it into the one it
-joins (`merged_stories`; the merged story is named by the smallest id): two halves of one event's
-coverage that began as separate stories become one whichever arrives first. Stories leave by how
-long ago their last article *arrived* (`retention_s`) and by a budget (`max_records`), never by
-event time, so no date, however wrong, evicts anything.
-
-Bounded cost per article, however many stories exist (docs/quality.md, "Cost per article"):
-* an article contributes at most `MAX_ARTICLE_FEATURES` features (its heaviest ones);
-* candidates come from an inverted index (event-time bucket, feature) -> story ids that keeps
-  only the `MAX_POSTINGS` most recently updated stories per key (a hub feature such as country:US
-  cannot fan out); `MAX_CANDIDATES` centroids and `MEMBER_CHECKS` stories' members are scored;
-* a story keeps at most `MAX_STORY_FEATURES` centroid entries and `MAX_MEMBERS` member vectors;
-* `evict_expired` drops whole stories (with their members' records) by arrival age and budget;
-  the IDF table counts the last `idf_window` arrivals still indexed.
-
-Limits, measured in docs/quality.md: with real publication times events days apart never meet,
-and events two days apart with the same countries are separated by content; without times
-(every article at one instant) two events made of the same entities — two ECB rate cuts, two
-Putin-Kim summits — merge. An article whose entities the tagger misses (small Japanese towns) has
-nothing to match on. Weights and threshold were chosen on tests/data/articles.jsonl.
-
-State is plain Python. `StoryRecord` (one per article: the decision and its features) is the
-unit of persistence: `load` replays records (in decision order) into a fresh index — existing
-articles keep their story ids, and stories continue — and `to_bytes`/`from_bytes` snapshot the
-records still in the window. Pure and offline: no model, no network.
-"""
+"""The story index: which story an article joins, given its features (`features.py`), and the
+state behind that decision: stories, postings, the online IDF table, retention and snapshots
+(see the package docstring)."""
 
 from __future__ import annotations
 
 import heapq
 import math
-import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import orjson
 import xxhash
 
-__all__ = [
-    "StoryAssignment",
-    "StoryIndex",
-    "StoryRecord",
-    "extract_dates",
-    "extract_numbers",
-    "new_story_id",
-    "story_features",
-]
+from worker.stages.stories.features import story_features
 
-# --- Tuning (chosen on tests/data/articles.jsonl; see docs/quality.md) ------------------------
+# --- Tuning (chosen on worker/quality/data/articles.jsonl; see docs/quality.md) ---------------
 
 DEFAULT_THRESHOLD = 0.30
 DEFAULT_WINDOW_S = 3 * 86400.0  # an event's coverage: publication times within 3 days
@@ -84,267 +24,14 @@ DEFAULT_MERGE_THRESHOLD = 0.40  # 0.30 merged two events 2 days apart in one ord
 DEFAULT_RETENTION_S = 7 * 86400.0  # a story with no new article for this long (arrival) leaves
 DEFAULT_MAX_RECORDS = 1_000_000  # member articles held at most (the oldest stories leave first)
 
-MAX_ARTICLE_FEATURES = 48
 MAX_STORY_FEATURES = 64
 MAX_MEMBERS = 8
 MAX_POSTINGS = 64
 MAX_CANDIDATES = 16  # stories whose centroid is scored
 MEMBER_CHECKS = 4  # of those, stories whose recent members are scored one by one
-
-# Base weight by feature kind (the part of an id before ":").
-KIND_WEIGHT: dict[str, float] = {
-    "person": 3.0,
-    "org": 1.5,
-    "city": 3.0,
-    "region": 3.0,
-    "loc": 2.0,
-    "country": 1.0,
-    "norp": 0.5,
-    "num": 1.5,
-    "year": 0.5,
-    "date": 3.0,
-}
-DEFAULT_KIND_WEIGHT = 1.0
 # An article must share at least this much base weight with a story to join it: a lone common
 # feature ("country:US" + "year:2025") never makes a story, whatever the cosine says.
 MIN_SHARED_WEIGHT = 4.0
-
-
-# --- Feature extraction -----------------------------------------------------------------------
-
-_MONTHS: dict[str, int] = {}
-
-
-def _months(names: str) -> None:
-    for i, group in enumerate(names.split(";"), start=1):
-        for name in group.split(","):
-            name = name.strip()
-            if name:
-                _MONTHS[name] = i
-
-
-# Full month names (and genitive forms) in the languages news is most often written in.
-_months("january;february;march;april;may;june;july;august;september;october;november;december")
-_months("januar,jänner;februar,feber;märz,maerz;april;mai;juni;juli;august;september;oktober;november;dezember")
-_months("janvier;février,fevrier;mars;avril;mai;juin;juillet;août,aout;septembre;octobre;novembre;décembre,decembre")
-_months("enero;febrero;marzo;abril;mayo;junio;julio;agosto;septiembre,setiembre;octubre;noviembre;diciembre")
-_months("gennaio;febbraio;marzo;aprile;maggio;giugno;luglio;agosto;settembre;ottobre;novembre;dicembre")
-_months("janeiro;fevereiro;março,marco;abril;maio;junho;julho;agosto;setembro;outubro;novembro;dezembro")
-_months("januari;februari;maart;april;mei;juni;juli;augustus;september;oktober;november;december")
-_months("января;февраля;марта;апреля;мая;июня;июля;августа;сентября;октября;ноября;декабря")
-_months("січня;лютого;березня;квітня;травня;червня;липня;серпня;вересня;жовтня;листопада;грудня")
-_months("stycznia;lutego;marca;kwietnia;maja;czerwca;lipca;sierpnia;września;października;listopada;grudnia")
-_months("ocak;şubat;mart;nisan;mayıs;haziran;temmuz;ağustos;eylül;ekim;kasım;aralık")
-_months("januari;februari;maret;april;mei;juni;juli;agustus;september;oktober;november;desember")
-_months("januari;februari;mars;april;maj;juni;juli;augusti;september;oktober;november;december")
-_MONTH_ABBR = {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
-               "sept": 9, "oct": 10, "nov": 11, "dec": 12}
-
-# A word next to a day number, then a dictionary lookup: an alternation of ~150 month names
-# tried at every word boundary cost ~0.9 ms per article (bench/results/profile-dedup.txt).
-# "March 27", "Mar. 27th" (English order; abbreviations only here, where they are unambiguous).
-# Found from the day number backwards (`_month_day_matches`): scanning for digits is ~4x cheaper
-# than trying a word at every position; the result is the same as this pattern's finditer.
-_MONTH_DAY = re.compile(r"\b([^\W\d_]+)(\.?)\s+(\d{1,2})(?:st|nd|rd|th)?\b(?![.,]?\d)")
-_DAY_AFTER_SPACE = re.compile(r"(?=\d)(?<=\s)(\d{1,2})(?:st|nd|rd|th)?\b(?![.,]?\d)")
-_WORD_BEFORE = re.compile(r"([^\W\d_]+)(\.?)\s+\Z")
-_WORD_CHAR = re.compile(r"\w")
-_DIGIT = re.compile(r"\d")
-# The first digit after anything but an ASCII digit: every digit pattern below except _CJK_DATE
-# has a lookbehind that fails right after a digit, so it can only match at such a position
-# (~1/3 of all digits in news text: "2024", "12,000").
-# (The lookbehind after the digit: before it, `re` would try it at every character, 3x slower.)
-_RUN_START = re.compile(r"\d(?<![0-9]\d)")
-# Patterns that start with a digit begin with the lookahead (?=\d): it lets `re` skip to the
-# next digit instead of trying the lookbehind at every character (2-4x cheaper on 4 KB text).
-# "27 March", "27. März", "1er janvier", "27 de marzo", "27 марта"
-_DAY_MONTH = re.compile(r"(?=\d)(?<![\d.,])(\d{1,2})(?:er|e|st|nd|rd|th|º|ª)?\.?\s+(?:(?:de|of)\s+)?([^\W\d_]+)(?!\w)",
-                        re.IGNORECASE)
-_CJK_DATE = re.compile(r"(?=\d)(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]")
-_CJK_DAY = re.compile(r"(?=\d)(?<![\d月월])(\d{1,2})\s*[日일](?![本語\w]*[間간])")
-_ISO_DATE = re.compile(r"(?=[12])(?<!\d)(?:19|20)\d\d-(\d\d)-(\d\d)(?!\d)")
-_DOT_DATE = re.compile(r"(?=\d)(?<![\d.])(\d{1,2})\.(\d{1,2})\.(?:19|20)\d\d(?!\d)")
-# Clock times are not quantities: "2:55 p.m.", "14.55 Uhr", "16時10分", "오후 2시 55분".
-_TIME = re.compile(r"(?=\d)(?<!\d)\d{1,2}(?:[:h]\d{2}(?!\d)|\s*[時时시]\s*(?:\d{1,2}\s*[分분])?)")
-
-_NUMBER = re.compile(
-    r"(?=\d)(?<![0-9.,A-Za-z\u00c0-\u024f\u0370-\u04ff])"  # not inside a word or a number
-    r"(\d{1,3}(?:[,.\u00a0\u202f\u2009' ]\d{3})+(?!\d)|\d+)"  # integer part, maybe grouped
-    r"(?:[.,](\d+)(?!\d))?"  # decimal part
-    r"(?:\s?([万萬만億亿억千천])(\d{1,4}(?!\d))?)?"  # CJK multiplier: 1万2000, 1.2万, 3천
-)
-_MULTIPLIER = {"万": 10_000, "萬": 10_000, "만": 10_000, "億": 100_000_000, "亿": 100_000_000,
-               "억": 100_000_000, "千": 1_000, "천": 1_000}
-
-
-def extract_dates(text: str, event_time: float | None = None,
-                  digits: list[int] | None = None) -> tuple[set[str], list[tuple[int, int]]]:
-    """Month-day features ("date:03-27") and the spans they came from. `digits`: the positions
-    where a date pattern can start in `text` (`_digit_positions`), if known."""
-    found: set[str] = set()
-    spans: list[tuple[int, int]] = []
-
-    def add(month: int, day: int, span: tuple[int, int]) -> None:
-        if 1 <= month <= 12 and 1 <= day <= 31:
-            found.add(f"date:{month:02d}-{day:02d}")
-            spans.append(span)
-
-    if digits is None:
-        digits = _digit_positions(text)
-    for word, dot, day, span in _month_day_matches(text, digits):
-        key = word.lower()
-        month = _MONTH_ABBR.get(key, 0) if dot else (_MONTHS.get(key) or _MONTH_ABBR.get(key, 0))
-        if month:
-            add(month, int(day), span)
-    for m in _finditer_at(_DAY_MONTH, text, digits):
-        month = _MONTHS.get(m.group(2).lower(), 0)
-        if month:
-            add(month, int(m.group(1)), m.span())
-    if "月" in text or "월" in text:  # _CJK_DATE may start inside a run of digits: try them all
-        for m in _finditer_at(_CJK_DATE, text, _all_digit_positions(text)):
-            add(int(m.group(1)), int(m.group(2)), m.span())
-    for m in _finditer_at(_ISO_DATE, text, digits):
-        add(int(m.group(1)), int(m.group(2)), m.span())
-    for m in _finditer_at(_DOT_DATE, text, digits):
-        add(int(m.group(2)), int(m.group(1)), m.span())
-    if event_time is not None:
-        # Chinese, Japanese and Korean news give the day alone ("13日"): the most recent such
-        # day on or before the event time.
-        taken = _covered(spans)
-        when = datetime.fromtimestamp(event_time, UTC)
-        for m in _finditer_at(_CJK_DAY, text, digits):
-            if m.start() in taken:
-                continue
-            day = int(m.group(1))
-            if not 1 <= day <= 31:
-                continue
-            probe = when
-            for _ in range(2):
-                if day <= _days_in_month(probe):
-                    if day <= probe.day or probe is not when:
-                        add(probe.month, day, m.span())
-                        break
-                probe = probe.replace(day=1) - timedelta(days=1)
-    return found, spans
-
-
-def _digit_positions(text: str) -> list[int]:
-    """Where the digit patterns (all but _CJK_DATE) can start: see _RUN_START."""
-    return [m.start() for m in _RUN_START.finditer(text)]
-
-
-def _all_digit_positions(text: str) -> list[int]:
-    return [m.start() for m in _DIGIT.finditer(text)]
-
-
-def _outside(positions: list[int], spans: list[tuple[int, int]]) -> list[int]:
-    if not spans:
-        return positions
-    covered = _covered(spans)
-    return [p for p in positions if p not in covered]
-
-
-def _finditer_at(pattern: re.Pattern, text: str, positions: list[int]) -> Iterator[re.Match]:
-    """`pattern.finditer(text)` for a pattern that can only match starting at one of `positions`
-    (here: at a digit), trying only those: one scan of the text serves every pattern. A match
-    at `pos` sees the text before it, so lookbehinds work as in finditer."""
-    end = 0
-    for pos in positions:
-        if pos >= end:
-            m = pattern.match(text, pos)
-            if m is not None:
-                yield m
-                end = m.end()
-
-
-def _month_day_matches(text: str, digits: list[int] | None = None) -> Iterator[tuple[str, str, str, tuple[int, int]]]:
-    """(word, ".", day, span) for every match `_MONTH_DAY.finditer(text)` would give."""
-    for m in _finditer_at(_DAY_AFTER_SPACE, text, _digit_positions(text) if digits is None else digits):
-        start = m.start()
-        window = max(0, start - 64)  # a month name is short; a longer word is read whole below
-        w = _WORD_BEFORE.search(text, window, start)
-        if w is not None and w.start() == window > 0:
-            w = _WORD_BEFORE.search(text, 0, start)
-        if w is None or (w.start() > 0 and _WORD_CHAR.match(text, w.start() - 1)):
-            continue  # no word before the day, or the letters are the tail of a longer token
-        yield w.group(1), w.group(2), m.group(1), (w.start(), m.end())
-
-
-def _days_in_month(moment: datetime) -> int:
-    nxt = (moment.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return (nxt - timedelta(days=1)).day
-
-
-def _covered(spans: Iterable[tuple[int, int]]) -> set[int]:
-    out: set[int] = set()
-    for a, b in spans:
-        out.update(range(a, b))
-    return out
-
-
-def extract_numbers(text: str, digits: list[int] | None = None) -> set[str]:
-    """Quantities as "num:<value>" (integers >= 10 and any decimal) and years as "year:<yyyy>".
-    `digits`: the positions where a number can start in `text` (`_digit_positions`), if known."""
-    found: set[str] = set()
-    for m in _finditer_at(_NUMBER, text, _digit_positions(text) if digits is None else digits):
-        whole, frac, mult, tail = m.groups()
-        figures = re.sub(r"\D", "", whole)
-        grouped = len(figures) != len(whole)
-        if frac is not None and grouped and len(frac) == 3:
-            continue  # "1.234.567" read oddly: skip rather than guess
-        value = float(figures) + (float("0." + frac) if frac else 0.0)
-        if mult:
-            value *= _MULTIPLIER[mult]
-            if tail:
-                value += float(tail)
-        if value == int(value):
-            n = int(value)
-            if 1900 <= n <= 2100 and not grouped and not mult and frac is None:
-                found.add(f"year:{n}")
-            elif n >= 10:
-                found.add(f"num:{n}")
-        else:
-            found.add(f"num:{round(value, 3):g}")
-    return found
-
-
-def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    """`text` with the (possibly overlapping) spans replaced by spaces."""
-    pieces, done = [], 0
-    for a, b in sorted(spans):
-        if b > done:
-            pieces += (text[done:max(a, done)], " " * (b - max(a, done)))
-            done = b
-    return "".join(pieces) + text[done:] if pieces else text
-
-
-def story_features(entity_ids: Sequence[str] | Mapping[str, int], text: str,
-                   event_time: float | None = None) -> dict[str, float]:
-    """The article's features and their base weights (before IDF), heaviest first, capped."""
-    counts: dict[str, int] = {}
-    if isinstance(entity_ids, Mapping):
-        for eid, n in entity_ids.items():
-            counts[eid] = counts.get(eid, 0) + max(1, int(n))
-    else:
-        for eid in entity_ids:
-            counts[eid] = counts.get(eid, 0) + 1
-    features: dict[str, float] = {}
-    for eid, n in counts.items():
-        features[eid] = _kind_weight(eid) * (1.0 + 0.5 * math.log(n))
-    digits = _digit_positions(text)
-    dates, spans = extract_dates(text, event_time, digits)
-    # Numbers are read from what is left once dates and clock times are blanked out.
-    blanked, digits = _blank(text, spans), _outside(digits, spans)
-    times = [m.span() for m in _finditer_at(_TIME, blanked, digits)]
-    rest, digits = _blank(blanked, times), _outside(digits, times)
-    for f in dates | extract_numbers(rest, digits):
-        features[f] = _kind_weight(f)
-    top = sorted(features.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_ARTICLE_FEATURES]
-    return dict(top)
-
-
-def _kind_weight(feature: str) -> float:
-    return KIND_WEIGHT.get(feature.split(":", 1)[0], DEFAULT_KIND_WEIGHT)
 
 
 # --- Records and assignments ---------------------------------------------------------------------
@@ -452,6 +139,20 @@ class _IdfTable(dict):
     def __missing__(self, feature: str) -> float:
         value = self[feature] = 1.0 + math.log((self._n + 1) / (self._df_get(feature, 0) + 1))
         return value
+
+
+def _cosine(vector: Mapping[str, float], idf: _IdfTable, weighted_get: Callable[[str], float | None],
+            a_norm: float) -> float:
+    """Cosine of `vector` (a story's centroid or a member's unit vector, IDF applied here) with the
+    article's IDF-weighted vector, given as its dict's `get` and its norm (the caller's locals)."""
+    dot = norm = 0.0
+    for f, v in vector.items():
+        x = v * idf[f]
+        norm += x * x
+        wf = weighted_get(f)
+        if wf is not None:
+            dot += wf * x
+    return dot / (a_norm * (math.sqrt(norm) or 1.0))
 
 
 def _unit(vector: Mapping[str, float]) -> dict[str, float]:
@@ -656,14 +357,7 @@ class StoryIndex:
             if story is None or not self._active(story, event_time):
                 continue
             centroid = story.centroid
-            dot = norm = 0.0
-            for f, v in centroid.items():
-                x = v * idf[f]
-                norm += x * x
-                wf = weighted_get(f)
-                if wf is not None:
-                    dot += wf * x
-            cos = dot / (a_norm * (math.sqrt(norm) or 1.0))
+            cos = _cosine(centroid, idf, weighted_get, a_norm)
             # (summed only when it can change cos: it is ~40 % of this method's cost otherwise)
             if cos > self.threshold - 1e-6 and \
                     sum(w for f, w in features.items() if f in centroid) < MIN_SHARED_WEIGHT:
@@ -682,14 +376,7 @@ class StoryIndex:
             if rank < MEMBER_CHECKS:
                 best_m = -1.0
                 for aid, unit in story.members:
-                    dot = norm = 0.0
-                    for f, v in unit.items():
-                        x = v * idf[f]
-                        norm += x * x
-                        wf = weighted_get(f)
-                        if wf is not None:
-                            dot += wf * x
-                    m = dot / (a_norm * (math.sqrt(norm) or 1.0))
+                    m = _cosine(unit, idf, weighted_get, a_norm)
                     if m > best_m:
                         best_m, matched = m, aid
                 if best_m > score and \
