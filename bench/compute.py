@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 
 from bench import util
-from worker import pipeline
+from worker import pipeline, records
 
 STAGES = ("validate", "normalise", "language", "hashing", "entities", "stories", "serialise", "dedup", "finish")
 ANALYSE_SIDE = ("validate", "normalise", "language", "hashing", "entities", "stories", "analyse_overhead",
@@ -86,27 +86,27 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | N
         for analysed in results:
             if isinstance(analysed, Exception):
                 raise analysed
-        stage_sums = [sum(a["timings_ms"].get(s, 0.0) for s in stages) * 1000 for a in results]
+        stage_sums = [sum(a.timings_ms.get(s, 0.0) for s in stages) * 1000 for a in results]
         overhead = max(0.0, ((t2 - t1) / 1000 - sum(stage_sums)) / len(block))
         payloads = []
         for i, analysed in zip(block, results):
-            st = analysed["timings_ms"]
+            st = analysed.timings_ms
             for stage in stages:
                 cols[stage][i] = st.get(stage, 0.0) * 1000
             cols["analyse_overhead"][i] = overhead
             t_dump = ns()
-            payloads.append(orjson.dumps(analysed))
+            payloads.append(records.encode(analysed))
             cols["serialise_analysed"][i] = (ns() - t_dump) / 1000
         # --- the dedup agent, article by article ---
         for i, payload, stage_sum in zip(block, payloads, stage_sums):
             t3 = ns()
-            received = orjson.loads(payload)
+            received = records.decode_analysed(payload)
             t4 = ns()
             decided, verdict, record_bytes = decide(received)
             t5 = ns()
             enriched, _dup = pipeline.finish(received, decided, (t5 - t4) / 1e6)
             t6 = ns()
-            out = orjson.dumps(enriched)
+            out = records.encode(enriched)
             t7 = ns()
             record = record_bytes()
             t8 = ns()

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import util
+from worker.records import decode_funnel_batch, encode_table_record
 
 DRIFT_RE = re.compile(r"Timer (\S+) woke up too late, with a drift of \+([\d.]+)")
 REBUILT_RE = re.compile(r"rebuilt from changelog: (\d+) articles in ([\d.]+)\s*s")
@@ -275,8 +276,8 @@ class Watcher(threading.Thread):
                     for r in records:
                         self.copies += 1
                         if self.batches:  # articles.dedup-requests: one message, many articles
-                            for analysed in orjson.loads(r.value)["articles"]:
-                                self.arrivals.setdefault(analysed["id"].encode(), now)
+                            for analysed in decode_funnel_batch(r.value).articles:
+                                self.arrivals.setdefault(analysed.id.encode(), now)
                             continue
                         self.arrivals.setdefault(r.key, now)
                         if self.want_status and r.key not in self.status:
@@ -737,8 +738,7 @@ def _index_records(n: int) -> list[tuple[bytes, bytes]]:
             decision = index.decide(aid, h, sig.copy(), n_sh, t, t)
             story = {**story_parts[i % len(story_parts)], "id": aid, "t": t, "a": t}
             story.pop("mg", None)
-            out.append((aid.encode(), orjson.dumps({"v": pipeline.RECORD_VERSION, "dedup": decision.record.to_dict(),
-                                                    "story": story})))
+            out.append((aid.encode(), encode_table_record(decision.record.to_dict(), story)))
     return out
 
 

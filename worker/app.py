@@ -25,16 +25,18 @@ import logging
 import time
 from typing import Any
 
+import msgspec
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker import metrics
+from worker import metrics, records
 from worker.config import Settings, get_settings
 from worker.delivery import FUNNEL_BATCH_MAX_BYTES, FunnelCheckpoint, Outputs, acked_if_repeat, handling
 from worker.health import Progress
 from worker.kafka.admin import missing_topics
 from worker.kafka.faust_support import FunnelAwareAssignor, IngestApp, new_faust_app
 from worker.pipeline import StageError, analyse_batch, finish, new_article_index, warm_up
+from worker.records import AnalysedArticle
 from worker.stages.validate import InvalidArticle, parse_article
 
 log = logging.getLogger("worker")
@@ -125,7 +127,7 @@ def create_app(settings: Settings) -> IngestApp:
         return [None if article is None else await to_funnel(event.message, next(results))
                 for event, article in zip(events, articles)]
 
-    async def to_funnel(message: Any, analysed: dict | Exception) -> bytes | None:
+    async def to_funnel(message: Any, analysed: AnalysedArticle | Exception) -> bytes | None:
         if isinstance(analysed, StageError):
             await outputs.dead_letter(message, "stage_error", analysed.cause, analysed.stage)
             return None
@@ -133,13 +135,14 @@ def create_app(settings: Settings) -> IngestApp:
             await outputs.dead_letter(message, "unexpected_error", analysed, "analyse")
             return None
         try:
-            payload = orjson.dumps(analysed)  # e.g. metadata nested deeper than orjson writes (254)
+            payload = records.encode(analysed)  # e.g. metadata nested too deep to write
         except Exception as exc:  # noqa: BLE001 - bad input must never kill the worker
             await outputs.dead_letter(message, "unexpected_error", exc, "analyse")
             return None
-        for stage, ms in analysed["timings_ms"].items():
+        for stage, ms in analysed.timings_ms.items():
             metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
-        metrics.EVENT_TIMES.labels(analysed["event_time"]["source"]).inc()
+        if isinstance(analysed.event_time, records.EventTime):
+            metrics.EVENT_TIMES.labels(analysed.event_time.source).inc()
         if len(payload) > FUNNEL_BATCH_MAX_BYTES:
             too_large = ValueError(f"analysed article is {len(payload)} bytes; "
                                    f"the funnel takes {FUNNEL_BATCH_MAX_BYTES}")
@@ -183,35 +186,52 @@ def create_app(settings: Settings) -> IngestApp:
 
     async def deduplicate_batch(message: Any) -> None:
         metrics.MESSAGES_IN.labels(message.topic).inc()
-        try:
-            batch = orjson.loads(message.value)["articles"]
-        except Exception as exc:  # noqa: BLE001 - only the analyse agent writes here; never crash
-            await outputs.dead_letter(message, "unexpected_error", exc, "dedup")
-            return
-        for analysed in batch:
+        for analysed in await articles_of(message):
             try:
                 await deduplicate_one(analysed)
             except Exception as exc:  # noqa: BLE001
                 # The letter carries this article (its analysed JSON) and the batch's offset.
-                original = (str(analysed.get("id", "")).encode(), orjson.dumps(analysed))
-                await outputs.dead_letter(message, "unexpected_error", exc, "dedup", original)
+                await outputs.dead_letter(message, "unexpected_error", exc, "dedup",
+                                          (analysed.id.encode(), records.encode(analysed)))
         evict_expired()
         metrics.INDEX_ARTICLES.set(len(index))
 
-    async def deduplicate_one(analysed: dict) -> None:
-        key = analysed["id"].encode()  # = the input message's key (parse_article checks it)
+    async def articles_of(message: Any) -> list[AnalysedArticle]:
+        """The batch's articles; one that does not decode is dead-lettered alone (only the
+        analyse agent writes here, so this is a bug or a version skew, never a crash)."""
+        try:
+            return records.decode_funnel_batch(message.value).articles
+        except msgspec.DecodeError:
+            pass
+        try:
+            raw_articles = list(orjson.loads(message.value)["articles"])
+        except Exception as exc:  # noqa: BLE001
+            await outputs.dead_letter(message, "unexpected_error", exc, "dedup")
+            return []
+        articles = []
+        for raw in raw_articles:
+            try:
+                articles.append(msgspec.convert(raw, AnalysedArticle))
+            except Exception as exc:  # noqa: BLE001
+                article_id = raw.get("id") if isinstance(raw, dict) else None
+                await outputs.dead_letter(message, "unexpected_error", exc, "dedup",
+                                          (str(article_id or "").encode(), orjson.dumps(raw)))
+        return articles
+
+    async def deduplicate_one(analysed: AnalysedArticle) -> None:
+        key = analysed.id.encode()  # = the input message's key (parse_article checks it)
         started = time.perf_counter()
         decided = index.decide(analysed)
         dedup_ms = (time.perf_counter() - started) * 1000
         metrics.STAGE_SECONDS.labels("dedup").observe(dedup_ms / 1000)
         enriched, duplicate_event = finish(analysed, decided, dedup_ms)
-        await outputs.send(enriched_topic, key, enriched)
+        await outputs.send(enriched_topic, key, records.encode(enriched))
         if decided.redelivery:
             metrics.REPLAYS.inc()  # the same enrichment again; the duplicate event went out the first time
         else:
             metrics.VERDICTS.labels(decided.verdict.status).inc()
             if duplicate_event is not None:
-                await outputs.send(duplicates_topic, key, duplicate_event)
+                await outputs.send(duplicates_topic, key, records.encode(duplicate_event))
         if decided.record:
             index_table[key] = decided.record  # after the outputs: the changelog write
 

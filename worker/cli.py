@@ -14,7 +14,7 @@ Every Kafka setting comes from the environment (see worker/config.py and the REA
 from __future__ import annotations
 
 import asyncio
-import os
+import subprocess
 import sys
 import time
 import uuid
@@ -165,11 +165,8 @@ def bench(ctx: click.Context) -> None:
     root = Path(__file__).resolve().parents[1]
     if not (root / "bench" / "__main__.py").exists():
         raise click.ClickException(f"bench/ not found next to {root / 'worker'}: run it from a source checkout")
-    os.chdir(root)
-    sys.path.insert(0, str(root))
-    from bench.__main__ import main as bench_main
-
-    raise SystemExit(bench_main(list(ctx.args)))
+    # bench/ is not part of the installed package: run it as `python -m bench` in the checkout.
+    raise SystemExit(subprocess.call([sys.executable, "-m", "bench", *ctx.args], cwd=root))
 
 
 # -- consumer ---------------------------------------------------------------------------------

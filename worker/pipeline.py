@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+import msgspec
 
-from topics import SCHEMA_VERSION
+from worker import records
+from worker.records import AnalysedArticle, DuplicateEvent, EnrichedArticle
 from worker.stages import entities, hashing, language
 from worker.stages.dedup import DedupIndex, IndexRecord, Verdict
-from worker.stages.entities import tag_entities
-from worker.stages.event_time import DEFAULT_MAX_FUTURE_SKEW_S, resolve_event_time
-from worker.stages.hashing import hash_text, signature_from_hex
-from worker.stages.language import detect_language
-from worker.stages.normalise import normalise
+from worker.stages.entities import Entity, tag_entities
+from worker.stages.event_time import DEFAULT_MAX_FUTURE_SKEW_S, EventTime, resolve_event_time
+from worker.stages.hashing import Hashes, hash_text, signature_from_hex
+from worker.stages.language import LanguageResult, detect_language
+from worker.stages.normalise import NormalisedText, normalise
 from worker.stages.stories import (
     DEFAULT_RETENTION_S as DEFAULT_STORY_RETENTION_S,
 )
@@ -57,7 +58,7 @@ def utc_now_iso() -> str:
 
 
 def analyse(article: Article, num_perm: int, arrival: float | None = None,
-            max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> dict[str, Any]:
+            max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> AnalysedArticle:
     """Run the stateless stages. Raises StageError naming the stage that failed."""
     result = analyse_batch([article], num_perm, [arrival], max_future_skew_s)[0]
     if isinstance(result, Exception):
@@ -70,6 +71,13 @@ class _Job:
 
     __slots__ = ("article", "arrival", "timings", "error", "text", "language", "hashes",
                  "entities", "event_time", "features")
+    # Set by the stages, in this order (a stage runs only once the ones before it succeeded).
+    text: NormalisedText
+    language: LanguageResult
+    hashes: Hashes
+    entities: list[Entity]
+    event_time: EventTime
+    features: dict[str, float]
 
     def __init__(self, article: Article, arrival: float | None) -> None:
         self.article = article
@@ -80,7 +88,7 @@ class _Job:
 
 def analyse_batch(articles: Sequence[Article], num_perm: int,
                   arrivals: Sequence[float | None] | None = None,
-                  max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> list[dict[str, Any] | Exception]:
+                  max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> list[AnalysedArticle | Exception]:
     """`analyse` for several articles, one stage at a time: each stage runs over the whole batch
     before the next starts, so its tables (language profiles, the gazetteer's automaton) are
     still in the CPU caches for the next article. Same results as one `analyse` per article;
@@ -138,7 +146,7 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
             except Exception as exc:  # noqa: BLE001 - this article only
                 job.error = exc
     stage("stories", stories_step)
-    results: list[dict[str, Any] | Exception] = []
+    results: list[AnalysedArticle | Exception] = []
     for job in jobs:
         if job.error is None:
             try:
@@ -150,18 +158,21 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
     return results
 
 
-def _analysed(job: _Job) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        **job.article.to_dict(),
-        "content": {"title": job.text.title, "body": job.text.body, "removed_lines": job.text.removed_lines},
-        "language": job.language.to_dict(),
-        "hashes": job.hashes.to_dict(),
-        "entities": [e.to_dict() for e in job.entities],
-        "event_time": job.event_time.to_dict(),
-        "story_features": job.features,
-        "timings_ms": job.timings,
-    }
+def _analysed(job: _Job) -> AnalysedArticle:
+    article, language, hashes, event_time = job.article, job.language, job.hashes, job.event_time
+    return AnalysedArticle(
+        id=article.id, title=article.title, body=article.body, source=article.source, url=article.url,
+        published_at=article.published_at, ingested_at=article.ingested_at, metadata=article.metadata,
+        content=records.Content(job.text.title, job.text.body, job.text.removed_lines),
+        language=records.Language(language.code, language.confidence,
+                                  [records.LanguageCandidate(c, p) for c, p in language.candidates]),
+        hashes=records.Hashes(hashes.content_hash, records.MinHash(**hashes.to_dict()["minhash"])),
+        entities=[records.Entity(e.text, e.label, e.canonical, e.id, e.start, e.end, e.count)
+                  for e in job.entities],
+        event_time=records.EventTime(**event_time.to_dict()),
+        story_features=job.features,
+        timings_ms=job.timings,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +181,6 @@ class Decided:
     story: StoryAssignment
     redelivery: bool  # the id was decided before: this is the first answer again
     record: bytes  # the table value to persist for this article (empty for a redelivery)
-
-
-def event_epoch(analysed: dict[str, Any]) -> float:
-    """The event time of an analysed article (schema 1 carried the bare epoch)."""
-    value = analysed["event_time"]
-    return float(value["epoch"]) if isinstance(value, dict) else float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +192,6 @@ class IndexEviction:
     by_age: int  # dedup entries past the retention since arrival
     by_budget: int  # dedup entries beyond the memory budget (oldest arrivals)
     story_records: int  # story records that left with their stories
-
-
-RECORD_VERSION = 2  # 1: no "v" field, no arrival times (see `ArticleIndex.rebuild`)
 
 
 class ArticleIndex:
@@ -220,47 +222,47 @@ class ArticleIndex:
         self._last_arrival = max(now, self._last_arrival + 1e-6)  # strictly increasing: the decision order
         return self._last_arrival
 
-    def decide(self, analysed: dict[str, Any], now: float | None = None) -> Decided:
-        minhash = analysed["hashes"]["minhash"]
-        event_time = event_epoch(analysed)
-        known_dedup = self.dedup.get(analysed["id"])
-        known = self.stories.get(analysed["id"])
+    def decide(self, analysed: AnalysedArticle, now: float | None = None) -> Decided:
+        minhash = analysed.hashes.minhash
+        event_time = analysed.event_epoch
+        known_dedup = self.dedup.get(analysed.id)
+        known = self.stories.get(analysed.id)
         if known_dedup is not None and known is not None:
             return Decided(known_dedup.verdict, known.assignment, True, b"")
         arrival = self._arrival(now)
-        decision = self.dedup.decide(analysed["id"], analysed["hashes"]["content_hash"],
-                                     signature_from_hex(minhash["signature_hex"]), minhash["shingles"],
+        decision = self.dedup.decide(analysed.id, analysed.hashes.content_hash,
+                                     signature_from_hex(minhash.signature_hex), minhash.shingles,
                                      event_time, arrival)
-        story = self.stories.assign_features(analysed["id"], analysed["story_features"], event_time, arrival)
-        return Decided(decision.verdict, story, decision.redelivery, self._record(analysed["id"]))
+        story = self.stories.assign_features(analysed.id, analysed.story_features, event_time, arrival)
+        return Decided(decision.verdict, story, decision.redelivery, self._record(analysed.id))
 
     def _record(self, article_id: str) -> bytes:
         """The table value for this id: what is left of it in either index (b"" if nothing)."""
         dedup, story = self.dedup.get(article_id), self.stories.get(article_id)
         if dedup is None and story is None:
             return b""
-        return orjson.dumps({"v": RECORD_VERSION, "dedup": None if dedup is None else dedup.to_dict(),
-                             "story": None if story is None else story.to_dict()})
+        return records.encode_table_record(None if dedup is None else dedup.to_dict(),
+                                           None if story is None else story.to_dict())
 
-    def rebuild(self, records: Iterable[bytes], now: float | None = None) -> None:
+    def rebuild(self, stored: Iterable[bytes], now: float | None = None) -> None:
         """Replace the index's content by the stored records, loaded in the order they were
         decided (by arrival). Records of version 1 (no arrival times, written before this
         version) load first, in event-time order, as if they had arrived `now`: they stay a
         whole retention period after an upgrade."""
         now = time.time() if now is None else now
         self.dedup, self.stories, self._last_arrival = self._new_dedup(), self._new_stories(), float("-inf")
-        decoded = [orjson.loads(r) for r in records if r]
+        decoded = [records.decode_table_record(r) for r in stored if r]
 
-        def order(d: dict) -> tuple:
-            part = d["dedup"] or d["story"]
+        def order(record: records.TableRecord) -> tuple:
+            part = record.dedup or record.story or {}
             return ("a" in part, part.get("a", 0.0), part["t"], part["id"])
 
-        for d in sorted(decoded, key=order):
-            if d.get("dedup"):
-                self.dedup.load(IndexRecord.from_dict(d["dedup"], default_arrival=now))
-            if d.get("story"):
-                self.stories.load(StoryRecord.from_dict(d["story"], default_arrival=now))
-            part = d["dedup"] or d["story"]
+        for record in sorted(decoded, key=order):
+            if record.dedup:
+                self.dedup.load(IndexRecord.from_dict(record.dedup, default_arrival=now))
+            if record.story:
+                self.stories.load(StoryRecord.from_dict(record.story, default_arrival=now))
+            part = record.dedup or record.story or {}
             self._last_arrival = max(self._last_arrival, float(part.get("a", now)))
 
     def evict_expired(self, now: float | None = None) -> IndexEviction:
@@ -288,41 +290,34 @@ def new_article_index(settings) -> ArticleIndex:
                         story_retention_s=settings.story_retention.total_seconds())
 
 
-def finish(analysed: dict[str, Any], decided: Decided, dedup_ms: float) -> tuple[dict, dict | None]:
+def finish(analysed: AnalysedArticle, decided: Decided,
+           dedup_ms: float) -> tuple[EnrichedArticle, DuplicateEvent | None]:
     """The enriched message, and the duplicate event if the article is a duplicate."""
     verdict = decided.verdict
-    enriched = dict(analysed)
-    enriched.pop("story_features", None)  # the funnel's input; `story` below is the answer
-    enriched["dedup"] = verdict.to_dict()
-    enriched["story"] = decided.story.to_dict()
-    enriched["timings_ms"] = {**analysed["timings_ms"], "dedup": round(dedup_ms, 3)}
-    duplicate_event = None
-    if verdict.status != "unique":
-        duplicate_event = {
-            "schema_version": SCHEMA_VERSION,
-            "id": analysed["id"],
-            "status": verdict.status,
-            "duplicate_of": verdict.duplicate_of,
-            "cluster_id": verdict.cluster_id,
-            "similarity": round(verdict.similarity, 4),
-            "jaccard": round(verdict.jaccard, 4),
-            "containment": round(verdict.containment, 4),
-            "merged_clusters": list(verdict.merged_clusters),
-            "content_hash": analysed["hashes"]["content_hash"],
-            "title": analysed["title"],
-            "source": analysed["source"],
-            "detected_at": utc_now_iso(),
-        }
-    return enriched, duplicate_event
+    a = analysed
+    enriched = EnrichedArticle(
+        id=a.id, title=a.title, body=a.body, source=a.source, url=a.url, published_at=a.published_at,
+        ingested_at=a.ingested_at, metadata=a.metadata, content=a.content, language=a.language,
+        hashes=a.hashes, entities=a.entities, event_time=a.event_time,
+        timings_ms={**a.timings_ms, "dedup": round(dedup_ms, 3)},
+        dedup=verdict.to_dict(), story=decided.story.to_dict())
+    if verdict.status == "unique":
+        return enriched, None
+    return enriched, DuplicateEvent(
+        id=a.id, status=verdict.status, duplicate_of=verdict.duplicate_of, cluster_id=verdict.cluster_id,
+        similarity=round(verdict.similarity, 4), jaccard=round(verdict.jaccard, 4),
+        containment=round(verdict.containment, 4), merged_clusters=list(verdict.merged_clusters),
+        content_hash=a.hashes.content_hash, title=a.title, source=a.source, detected_at=utc_now_iso())
 
 
 def enrich_offline(articles: Iterable[Article], index: ArticleIndex, num_perm: int,
-                   max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> Iterator[dict]:
-    """`ingest enrich`: the same stages in-process, dedup across the whole input, in order."""
+                   max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> Iterator[dict[str, Any]]:
+    """`ingest enrich`: the same stages in-process, dedup across the whole input, in order
+    (each enriched article as the JSON-ready dict the worker would publish)."""
     for article in articles:
         analysed = analyse(article, num_perm, None, max_future_skew_s)
         start = time.perf_counter()
         decided = index.decide(analysed)
         enriched, _ = finish(analysed, decided, (time.perf_counter() - start) * 1000)
         index.evict_expired()
-        yield enriched
+        yield msgspec.to_builtins(enriched)

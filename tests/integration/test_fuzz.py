@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import topics
 from worker.kafka.admin import create_topics
 from worker.deadletter import decode_bytes
+from worker import records
 from worker.pipeline import StageError, analyse
 from worker.stages.validate import InvalidArticle, parse_article
 
@@ -46,7 +47,7 @@ def expected_reason(key: bytes | None, value: bytes | None) -> str | None:
     The same steps, in the same order, as the analyse agent in worker/app.py (create_app: analyse, to_funnel)."""
     try:
         article = parse_article(key, value, MAX_BYTES)
-        orjson.dumps(analyse(article, PERMUTATIONS))
+        records.encode(analyse(article, PERMUTATIONS))
     except InvalidArticle as exc:
         return exc.reason
     except StageError:
@@ -130,10 +131,13 @@ CORPUS: list[tuple[bytes | None, bytes | None, str]] = [
     # valid input that a later step cannot handle
     (b"boilerplate", orjson.dumps({"id": "boilerplate", "body": "Advertisement\nRead more\nShare"}),
      "stage_error"),
-    # metadata nested deeper than orjson will *write* (254) but not than it reads (1024): the
-    # analysed article cannot be serialised. This used to crash the agent and lose the message.
+    # metadata nested deeper than a JSON writer will write (orjson: 254) or a reader read back
+    # (msgspec: ~1,000) but not than the input is parsed (1,024): refused at validation. It used
+    # to crash the agent and lose the message.
     (b"deep-meta", f'{{"id":"deep-meta","body":"{GOOD_BODY}","metadata":{nested(300)}}}'.encode(),
-     "unexpected_error"),
+     "too_deep"),
+    (b"deeper-meta", f'{{"id":"deeper-meta","body":"{GOOD_BODY}","metadata":{nested(1000)}}}'.encode(),
+     "too_deep"),
 ]
 
 

@@ -2,18 +2,20 @@
 
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 
 from worker import pipeline
-from worker.pipeline import ArticleIndex, StageError, analyse, analyse_batch, finish
 from worker.io.sources import ReadReport, read_articles
+from worker.pipeline import ArticleIndex, StageError, analyse, analyse_batch, finish
+from worker.records import AnalysedArticle
 from worker.stages.validate import parse_article
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
 
-def analysed_seeds(salt: str = "") -> list[dict]:
+def analysed_seeds(salt: str = "") -> list[AnalysedArticle]:
     out = []
     for raw in read_articles([SEEDS], ReadReport(), salt):
         raw["published_at"] = "2025-03-28T10:00:00Z"
@@ -25,12 +27,12 @@ def analysed_seeds(salt: str = "") -> list[dict]:
 def test_seeds_form_two_stories_and_redelivery_repeats_everything():
     index = ArticleIndex()
     seeds = analysed_seeds()
-    decided = {a["metadata"]["file"][:3]: index.decide(a) for a in seeds}
+    decided = {a.metadata["file"][:3]: index.decide(a) for a in seeds}
     murmansk = {decided[k].story.story_id for k in ("000", "001", "002", "004")}
     assert len(murmansk) == 1 and decided["003"].story.story_id not in murmansk
     again = index.decide(seeds[2])
     assert again.redelivery and again.record == b""
-    first = decided[seeds[2]["metadata"]["file"][:3]]
+    first = decided[seeds[2].metadata["file"][:3]]
     assert (again.verdict, again.story) == (first.verdict, first.story)
 
 
@@ -51,9 +53,11 @@ def test_enriched_message_carries_every_part():
     analysed = analysed_seeds()[0]
     enriched, event = finish(analysed, index.decide(analysed), 0.1)
     assert event is None
+    message = orjson.loads(msgspec.json.encode(enriched))
     for part in ("language", "hashes", "dedup", "story", "entities", "content", "timings_ms"):
-        assert part in enriched
-    assert set(enriched["timings_ms"]) == {"normalise", "language", "hashing", "entities", "stories", "dedup"}
+        assert part in message
+    assert "story_features" not in message  # the funnel's input, not an output
+    assert set(message["timings_ms"]) == {"normalise", "language", "hashing", "entities", "stories", "dedup"}
 
 
 def seed_articles() -> list:
@@ -64,8 +68,8 @@ def seed_articles() -> list:
     return articles
 
 
-def without_timings(analysed: dict) -> dict:
-    return {k: v for k, v in analysed.items() if k != "timings_ms"}
+def without_timings(analysed: AnalysedArticle) -> AnalysedArticle:
+    return msgspec.structs.replace(analysed, timings_ms={})
 
 
 def test_analyse_batch_gives_what_analyse_gives_one_by_one():
@@ -74,7 +78,7 @@ def test_analyse_batch_gives_what_analyse_gives_one_by_one():
     batched = analyse_batch(articles, 126, [1_743_200_000.0] * len(articles))
     assert [without_timings(a) for a in batched] == [without_timings(a) for a in one_by_one]
     for analysed in batched:
-        assert set(analysed["timings_ms"]) == {"normalise", "language", "hashing", "entities", "stories"}
+        assert set(analysed.timings_ms) == {"normalise", "language", "hashing", "entities", "stories"}
 
 
 def test_a_failing_article_does_not_stop_the_others_in_its_batch(monkeypatch):
@@ -82,7 +86,7 @@ def test_a_failing_article_does_not_stop_the_others_in_its_batch(monkeypatch):
     empty = parse_article(b"empty", orjson.dumps({"id": "empty", "title": "t", "body": "Advertisement"}), 1 << 20)
     poisoned = articles[1]
     expected = [analyse(a, 126, arrival=1_743_200_000.0) for a in articles]
-    poisoned_body = expected[1]["content"]["body"]
+    poisoned_body = expected[1].content.body
     real_tag = pipeline.tag_entities
 
     def tag(text: str, language: str):

@@ -4,14 +4,16 @@ timestamp can empty the index, and a rebuilt index decides as the one before it 
 import random
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from worker.io.sources import ReadReport, read_articles
 from worker.pipeline import ArticleIndex, analyse, enrich_offline, finish
 from worker.quality import replayeval
-from worker.io.sources import ReadReport, read_articles
+from worker.records import AnalysedArticle
 from worker.stages.validate import parse_article
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
@@ -92,9 +94,9 @@ def test_a_far_future_date_empties_nothing_and_is_clamped_visibly():
 def test_unparseable_dates_fall_back_to_ingestion_and_say_so():
     for bad in ("yesterday", "2025-13-45"):
         analysed = analyse(seed_articles(bad)[0], 126, arrival=1_750_000_000.0)
-        assert analysed["event_time"]["source"] == "ingested"
-        assert analysed["event_time"]["epoch"] == 1_750_000_000.0
-        assert bad in analysed["event_time"]["warning"]
+        assert analysed.event_time.source == "ingested"
+        assert analysed.event_time.epoch == 1_750_000_000.0
+        assert bad in analysed.event_time.warning
 
 
 def persisted_table(index: ArticleIndex, decided: dict, eviction) -> None:
@@ -114,7 +116,7 @@ def test_a_rebuilt_index_decides_exactly_as_the_one_before_it():
     order = sorted(by_id)
     random.Random(7).shuffle(order)
     analysed = {aid: _analysed(articles[aid], by_id[aid].published) for aid in order}
-    copies = {aid: {**analysed[aid], "id": aid + "-copy"} for aid in order}
+    copies = {aid: msgspec.structs.replace(analysed[aid], id=aid + "-copy") for aid in order}
     stream = [analysed[aid] for aid in order] + [copies[aid] for aid in order[::3]]
     half = len(stream) // 2
 
@@ -128,7 +130,7 @@ def test_a_rebuilt_index_decides_exactly_as_the_one_before_it():
                 index.rebuild(reversed(list(table.values())), now=1_000.0 + n)
             decided = index.decide(item, now=1_000.0 + n)
             if decided.record:
-                table[item["id"]] = decided.record
+                table[item.id] = decided.record
             persisted_table(index, table, index.evict_expired(now=1_000.0 + n))
             out.append((decided.verdict, decided.story))
         return out
@@ -152,7 +154,7 @@ def test_records_of_the_previous_version_still_load():
     decided = rebuilt.decide(copy, now=10_041.0)
     assert decided.verdict.status == "exact_duplicate"
     enriched, event = finish(copy, decided, 0.1)
-    assert event is not None and enriched["dedup"]["status"] == "exact_duplicate"
+    assert event is not None and enriched.dedup["status"] == "exact_duplicate"
 
 
 def _labelled_articles():
@@ -161,7 +163,7 @@ def _labelled_articles():
     return articles()
 
 
-def _analysed(labelled, published: float) -> dict:
+def _analysed(labelled, published: float) -> AnalysedArticle:
     raw = {"id": labelled.id, "title": labelled.title, "body": labelled.body, "published_at": published}
     return analyse(parse_article(labelled.id.encode(), orjson.dumps(raw), 1 << 20), 126,
                    arrival=published + 3600)

@@ -12,6 +12,12 @@ def good(**over):
     return orjson.dumps({"id": "a1", "title": "T", "body": "Some body text.", **over})
 
 
+def test_metadata_nested_up_to_the_limit_is_kept():
+    metadata = b'{"a":' * 63 + b"[1]" + b"}" * 63
+    article = parse_article(b"a1", b'{"id":"a1","body":"b","metadata":' + metadata + b"}", CAP)
+    assert article.metadata == orjson.loads(metadata)
+
+
 def test_valid_article():
     article = parse_article(b"a1", good(), CAP)
     assert article.id == "a1" and article.body == "Some body text."
@@ -32,6 +38,8 @@ def test_valid_article():
     (b"a1", good(metadata="x"), "wrong_type"),
     (b"a1", good(body="x\x00y"), "invalid_text"),
     (b"a1", good(body="x" * (CAP + 1)), "too_large"),
+    (b"a1", b'{"id":"a1","body":"b","metadata":' + b'{"a":' * 65 + b"1" + b"}" * 66, "too_deep"),
+    (b"a1", b'{"id":"a1","body":"b","metadata":{"a":' + b"[" * 900 + b"]" * 900 + b"}}", "too_deep"),
 ])
 def test_invalid_inputs_have_reasons(key, value, reason):
     with pytest.raises(InvalidArticle) as info:

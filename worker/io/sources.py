@@ -120,7 +120,7 @@ _CLEAN_KEY = re.compile(r"[^a-z_]")
 
 
 def _complete(item: dict[str, Any], path: Path, salt: str) -> dict[str, Any]:
-    article = {k: item.get(k) for k in ("id", "title", "body", "source", "url", "published_at",
+    article: dict[str, Any] = {k: item.get(k) for k in ("id", "title", "body", "source", "url", "published_at",
                                         "ingested_at", "metadata")}
     article["title"] = article["title"] or ""
     article["source"] = article["source"] or ""

@@ -38,6 +38,9 @@ class Article:
 
 
 _STRING_FIELDS = ("title", "source", "url")
+# Deeper metadata is refused here rather than by a JSON codec further on (each has its own
+# recursion limit, and an article that passed validation must reach an output).
+MAX_METADATA_DEPTH = 64
 _TIME_FIELDS = ("published_at", "ingested_at")
 
 
@@ -83,6 +86,8 @@ def parse_article(key: bytes | None, value: bytes | None, max_bytes: int) -> Art
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidArticle("wrong_type", "field 'metadata' must be an object")
+    if _depth(metadata) > MAX_METADATA_DEPTH:
+        raise InvalidArticle("too_deep", f"field 'metadata' is nested deeper than {MAX_METADATA_DEPTH} levels")
     if "\x00" in body:
         raise InvalidArticle("invalid_text", "body contains NUL characters")
 
@@ -91,3 +96,11 @@ def parse_article(key: bytes | None, value: bytes | None, max_bytes: int) -> Art
         url=data.get("url") or "", published_at=data.get("published_at"),
         ingested_at=data.get("ingested_at"), metadata=metadata,
     )
+
+
+def _depth(value: Any, limit: int = MAX_METADATA_DEPTH + 1) -> int:
+    """Nesting depth of a JSON value, counted up to `limit` (no deeper walk than needed)."""
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
