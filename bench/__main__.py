@@ -212,7 +212,7 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
             if not args.quick:
                 # A fresh broker's JVM is slow on the workers' request mix (idempotent producers,
                 # changelog writes, many small fetches) for its first minute: the first end-to-end
-                # run on it measured 730/s, the next ones 942-963/s (BENCHMARKS.md). One untimed
+                # run on it measured 730/s, the next ones 942-963/s (docs/benchmarks-log.md). One untimed
                 # run first, so the measured runs and the A/B all meet a warm broker.
                 n = max(args.workers)
                 log(f"  -- broker warm-up: {n} worker process(es), {args.e2e_articles:,} articles (not measured)")
