@@ -79,7 +79,8 @@ def test_jaccard_estimate_agrees_with_datasketch_reference():
     ha, hb = hash_text(a, "en", NUM_PERM), hash_text(b, "en", NUM_PERM)
     ours = float((ha.signature == hb.signature).mean())
     ma, mb = MinHash(num_perm=NUM_PERM, seed=1), MinHash(num_perm=NUM_PERM, seed=1)
-    ma.update_batch([s.encode() for s in sa]); mb.update_batch([s.encode() for s in sb])
+    ma.update_batch([s.encode() for s in sa])
+    mb.update_batch([s.encode() for s in sb])
     assert abs(ours - true_j) < 0.15 and abs(ma.jaccard(mb) - true_j) < 0.15
 
 
@@ -147,20 +148,20 @@ def test_a_text_matching_two_clusters_joins_them_whatever_the_order():
         index = DedupIndex(num_perm=NUM_PERM)
         verdicts = {name: add(index, name, texts[name]).verdict for name in order}
         parent: dict[str, str] = {}
-
-        def root(c: str) -> str:
-            while c in parent:
-                c = parent[c]
-            return c
-
         for v in verdicts.values():
             for other in v.merged_clusters:
-                a, b = root(other), root(v.cluster_id)
+                a, b = _root(parent, other), _root(parent, v.cluster_id)
                 if a != b:
                     parent[a] = b
-        assert len({root(v.cluster_id) for v in verdicts.values()}) == 1, (order, verdicts)
+        assert len({_root(parent, v.cluster_id) for v in verdicts.values()}) == 1, (order, verdicts)
         # The index applies them itself (one name for the cluster, the smallest id joined).
         assert len({index.cluster_of(v.cluster_id) for v in verdicts.values()}) == 1
+
+
+def _root(parent: dict[str, str], cluster: str) -> str:
+    while cluster in parent:
+        cluster = parent[cluster]
+    return cluster
 
 
 def test_rebuild_from_records_gives_the_same_answers():

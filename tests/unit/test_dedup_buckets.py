@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from worker.stages.dedup import BandBuckets, DedupIndex
+from worker.stages.dedup import DedupIndex
+from worker.stages.multimap import Multimap
 
 NUM_PERM = 126
 BANDS = NUM_PERM // 3
@@ -12,8 +13,8 @@ BANDS = NUM_PERM // 3
 @pytest.fixture
 def tiny_tables(monkeypatch):
     """Start at 64 cells and flush every 256 entries, so a few thousand articles grow it many times."""
-    monkeypatch.setattr(BandBuckets, "INITIAL_BUCKETS", 4)
-    monkeypatch.setattr(BandBuckets, "PENDING_LIMIT", 256)
+    monkeypatch.setattr(Multimap, "INITIAL_BUCKETS", 4)
+    monkeypatch.setattr(Multimap, "PENDING_LIMIT", 256)
 
 
 def test_every_live_entry_is_found_across_growths_and_evicted_ones_are_dropped(tiny_tables):
@@ -24,7 +25,7 @@ def test_every_live_entry_is_found_across_growths_and_evicted_ones_are_dropped(t
         slots = (refs >> np.uint64(32)).astype(np.int64)
         return generation[slots] == (refs & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
-    buckets = BandBuckets()
+    buckets = Multimap()
     shared = rng.integers(0, 2**64, size=500, dtype=np.uint64)  # buckets shared by many articles
     shared[0] = 0  # key 0 is stored as 1
     expected: dict[int, set[int]] = {}  # key -> refs, live or not
