@@ -70,6 +70,7 @@ def _in_range(epoch: float) -> float | None:
 
 
 def _from_number(value: int | float) -> float | None:
+    magnitude: float
     if isinstance(value, int):
         magnitude = abs(value)
         if magnitude >= 10**20:  # beyond any unit's range; also keeps float() from overflowing
@@ -167,10 +168,13 @@ def parse_timestamp(value: str | int | float | None) -> float | None:
         return None
 
 
+Source = Literal["published", "ingested", "clamped"]
+
+
 @dataclass(frozen=True, slots=True)
 class EventTime:
     value: float  # epoch seconds, UTC
-    source: Literal["published", "ingested", "clamped"]
+    source: Source
     warning: str | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -228,6 +232,7 @@ def resolve_event_time(published_at: object, ingested_at: object, arrival: float
             ingestion = parsed
     limit = min(ingestion, arrival) + max_future_skew_s
 
+    source: Source
     if _missing(published_at):
         value, source = ingestion, "ingested"
         notes.insert(0, "no published_at")

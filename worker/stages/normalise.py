@@ -169,7 +169,7 @@ def _is_flattened_run(compact: list[str], i: int, starts: list[int]) -> bool:
 
 def source_trailer(body: str) -> str | None:
     """The value of a trailing 'Original Source: …' line, if the text has one."""
-    for line in reversed([l.strip() for l in body.splitlines() if l.strip()][-3:]):
+    for line in reversed([row.strip() for row in body.splitlines() if row.strip()][-3:]):
         m = _SOURCE_TRAILER.match(line)
         if m:
             return m.group(1).strip()
