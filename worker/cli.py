@@ -6,7 +6,6 @@
     ingest worker                          the faust worker (= faust -A worker.app worker)
     ingest consume                         read articles.enriched (or any output topic)
     ingest enrich PATH...                  the same stages in-process, without Kafka
-    ingest bench [--quick]                 the benchmarks of bench/ (= make bench)
 
 Every Kafka setting comes from the environment (see worker/config.py and the README).
 """
@@ -14,7 +13,6 @@ Every Kafka setting comes from the environment (see worker/config.py and the REA
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 import uuid
@@ -152,21 +150,6 @@ def worker(ctx: click.Context, loglevel: str | None) -> None:
 
     sys.argv = ["ingest", "worker", "-l", loglevel or get_settings().log_level, *ctx.args]
     app.main()
-
-
-# -- bench ------------------------------------------------------------------------------------
-
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                "help_option_names": []})
-@click.pass_context
-def bench(ctx: click.Context) -> None:
-    """Run the benchmarks (= `make bench` = `python -m bench`; `ingest bench --help` for options).
-    Needs a source checkout: bench/ lives next to worker/."""
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "bench" / "__main__.py").exists():
-        raise click.ClickException(f"bench/ not found next to {root / 'worker'}: run it from a source checkout")
-    # bench/ is not part of the installed package: run it as `python -m bench` in the checkout.
-    raise SystemExit(subprocess.call([sys.executable, "-m", "bench", *ctx.args], cwd=root))
 
 
 # -- consumer ---------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     output_partitions: int = 4
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     # faust's defaults (1 MiB fetch per partition, 16 KiB producer batches) cap the one-partition
-    # funnel at ~120 analysed articles of ~11 KB per second; measured in bench/ (BENCHMARKS.md).
+    # funnel at ~120 analysed articles of ~11 KB per second (measured in bench/; `git show
+    # ac4dfbd:BENCHMARKS.md`).
     consumer_max_fetch_size: int = 16 * 1024 * 1024
     producer_max_batch_size: int = 1024 * 1024
     # How long the broker may hold a fetch, and how much data answers it at once. faust fixes the
@@ -35,11 +36,11 @@ class Settings(BaseSettings):
     # that long (worker/kafka/faust_support.py IngestConsumerThread). A minimum of 32 KiB took 15-18 %
     # off the worker CPU per article at 430/s, but the rebalance test's promoted standby hung in
     # recovery in 2 of 13 runs with it (0 of 12 with 1 B): aiokafka's 1 B stays the default
-    # until that is understood. Measured in BENCHMARKS.md ("Fetch stalls").
+    # until that is understood. Measured in docs/benchmarks-log.md ("Fetch stalls").
     consumer_fetch_max_wait_ms: int = Field(20, ge=0, le=1500)
     consumer_fetch_min_bytes: int = Field(1, ge=1)
     # Seconds the producer waits to fill a batch. faust's 0 kept: 5 ms measured +9 % throughput
-    # but p99 latency over 100 ms at half load (BENCHMARKS.md, the A/B row).
+    # but p99 latency over 100 ms at half load (docs/benchmarks-log.md, the A/B rows).
     producer_linger: float = Field(0.0, ge=0)
 
     # Security (worker, seeder and consumer alike)

@@ -307,7 +307,7 @@ class IngestConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     the request holds only partitions that never get records (faust's __assignor-__leader, a
     table changelog it has already read), and the broker keeps it for the whole wait. Until it
     returns, nothing new is fetched for the busy partitions, ~1.5 s per hop: a worker that falls
-    behind stays behind at half load (BENCHMARKS.md, "Fetch stalls": a 2,000-article backlog
+    behind stays behind at half load (docs/benchmarks-log.md, "Fetch stalls": a 2,000-article backlog
     never drained in 3 of 3 runs with faust's wait, and drained in 9-15 s with 20 ms)."""
 
     def _create_worker_consumer(self, transport):
