@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from topics import Topics
+from worker.stages import dedup
 
 
 class Settings(BaseSettings):
@@ -66,18 +67,18 @@ class Settings(BaseSettings):
 
     # Processing
     max_article_bytes: int = 1024 * 1024  # larger messages go to the DLQ
-    dedup_threshold: float = Field(0.6, gt=0, le=1)  # similarity = max(Jaccard, containment)
+    dedup_threshold: float = Field(dedup.DEFAULT_THRESHOLD, gt=0, le=1)  # similarity = max(Jaccard, containment)
     # Retention counts from when an article *arrived*, never from its published_at: replayed
     # archives and wrong dates cannot evict anything. Durations: seconds or ISO-8601 ("P30D").
-    dedup_retention: timedelta = Field(timedelta(days=30), gt=timedelta(0))
+    dedup_retention: timedelta = Field(timedelta(seconds=dedup.DEFAULT_RETENTION_S), gt=timedelta(0))
     dedup_window_days: float | None = Field(None, gt=0)  # deprecated name of DEDUP_RETENTION, in days
     # The memory budget: past it the oldest arrivals leave the index first (see BENCHMARKS.md
     # for the resident memory per indexed article).
-    dedup_max_articles: int = Field(1_000_000, ge=1)
+    dedup_max_articles: int = Field(dedup.DEFAULT_MAX_ARTICLES, ge=1)
     story_retention: timedelta = Field(timedelta(days=7), gt=timedelta(0))  # since a story's last arrival
     # A published_at later than ingestion + this is cut to it and flagged (event_time.source = clamped).
     max_future_skew: timedelta = Field(timedelta(days=1), ge=timedelta(0))
-    minhash_permutations: int = 126  # 42 bands x 3 rows (see worker/stages/dedup.py)
+    minhash_permutations: int = dedup.DEFAULT_NUM_PERM  # a multiple of 3 (worker/stages/dedup.py)
 
     # Runtime
     store: str = "memory://"  # or rocksdb:// (needs rocksdict)

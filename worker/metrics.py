@@ -14,14 +14,17 @@ VERDICTS = Counter("ingest_dedup_verdicts_total", "Dedup verdicts by status (uni
                    ["status"], registry=REGISTRY)
 REPLAYS = Counter("ingest_replays_total", "Redeliveries of an already-decided article id", registry=REGISTRY)
 EVICTIONS = Counter("ingest_dedup_evictions_total",
-                    "Dedup index entries evicted, by reason: age (DEDUP_RETENTION since arrival) or budget (DEDUP_MAX_ARTICLES)",
+                    "Dedup index entries evicted, by reason: age (DEDUP_RETENTION since arrival) "
+                    "or budget (DEDUP_MAX_ARTICLES)",
                     ["reason"], registry=REGISTRY)
 STORY_EVICTIONS = Counter("ingest_story_evictions_total",
-                          "Story records evicted with their stories (STORY_RETENTION since the last arrival, or the budget)",
+                          "Story records evicted with their stories (STORY_RETENTION since the last "
+                          "arrival, or the budget)",
                           registry=REGISTRY)
 EVENT_TIMES = Counter("ingest_event_time_total",
                       "Analysed articles by where their event time came from: published, ingested (published_at "
-                      "missing or unparseable) or clamped (more than MAX_FUTURE_SKEW ahead)", ["source"], registry=REGISTRY)
+                      "missing or unparseable) or clamped (more than MAX_FUTURE_SKEW ahead)", ["source"],
+                      registry=REGISTRY)
 STAGE_SECONDS = Histogram("ingest_stage_seconds", "Time per article per stage", ["stage"], registry=REGISTRY,
                           buckets=(1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5))
 INDEX_ARTICLES = Gauge("ingest_dedup_index_articles", "Articles in the dedup index on this worker", registry=REGISTRY)

@@ -23,7 +23,7 @@ import msgspec
 
 from worker import records
 from worker.records import AnalysedArticle, DuplicateEvent, EnrichedArticle
-from worker.stages import entities, hashing, language
+from worker.stages import dedup, entities, hashing, language
 from worker.stages.dedup import DedupIndex, IndexRecord, Verdict
 from worker.stages.entities import Entity, tag_entities
 from worker.stages.event_time import DEFAULT_MAX_FUTURE_SKEW_S, EventTime, resolve_event_time
@@ -204,8 +204,9 @@ class ArticleIndex:
     rebuilt index decides exactly as the one before the restart.
     """
 
-    def __init__(self, threshold: float = 0.6, num_perm: int = 126, retention_s: float = 30 * 86400,
-                 max_articles: int = 1_000_000, story_retention_s: float = DEFAULT_STORY_RETENTION_S) -> None:
+    def __init__(self, threshold: float = dedup.DEFAULT_THRESHOLD, num_perm: int = dedup.DEFAULT_NUM_PERM,
+                 retention_s: float = dedup.DEFAULT_RETENTION_S, max_articles: int = dedup.DEFAULT_MAX_ARTICLES,
+                 story_retention_s: float = DEFAULT_STORY_RETENTION_S) -> None:
         self._new_dedup = lambda: DedupIndex(threshold=threshold, num_perm=num_perm, retention_s=retention_s,
                                              max_articles=max_articles)
         self._new_stories = lambda: StoryIndex(retention_s=min(story_retention_s, retention_s),

@@ -83,7 +83,7 @@ class AnalysedArticle(msgspec.Struct, kw_only=True):
     entities: list[Entity]
     # Schema 1 (before event_time was an object) carried the bare epoch: still read at upgrade.
     event_time: EventTime | float
-    story_features: dict[str, float]  # the funnel's input for story clustering (stages/stories.py)
+    story_features: dict[str, float]  # the funnel's input for story clustering (stages/stories/)
     timings_ms: dict[str, float]
 
     @property

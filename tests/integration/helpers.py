@@ -163,9 +163,9 @@ def decode(messages: list[tuple[bytes | None, bytes | None]]) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 import random  # noqa: E402
-import urllib.error  # noqa: E402
 import re  # noqa: E402
 import threading  # noqa: E402
+import urllib.error  # noqa: E402
 from collections import Counter  # noqa: E402
 
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402

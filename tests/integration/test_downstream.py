@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import topics
-from worker.kafka.admin import create_topics
 from worker.io.seeder import run_seeder
+from worker.kafka.admin import create_topics
 
 from .helpers import consume_until, settings_for, start_worker
 

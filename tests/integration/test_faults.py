@@ -24,8 +24,21 @@ import pytest
 from worker.kafka import local_broker
 from worker.kafka.admin import create_topics
 
-from .helpers import (BackgroundProducer, StallWatch, WorkerProcess, account, committed_offsets, end_offsets,
-                      make_articles, probe, produce_with_offsets, settings_for, start_worker, wait_for, worker_env)
+from .helpers import (
+    BackgroundProducer,
+    StallWatch,
+    WorkerProcess,
+    account,
+    committed_offsets,
+    end_offsets,
+    make_articles,
+    probe,
+    produce_with_offsets,
+    settings_for,
+    start_worker,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -73,11 +86,11 @@ def test_sigkill_three_times_while_5000_articles_stream(kafka, names, tmp_path, 
     published_at_ready = 0
     try:
         for kill_at_s in (8, 18, 28):
-            wait_for(lambda: producer.sent >= kill_at_s * RATE or producer.error, timeout=60,
+            wait_for(lambda at=kill_at_s: producer.sent >= at * RATE or producer.error, timeout=60,
                      what=f"{kill_at_s * RATE:.0f} articles sent")
             # Kill a worker that is processing, not one that just finished recovering (under
             # exactly_once a restart takes ~20 s, longer than the time between two kills).
-            wait_for(lambda: enriched_count(kafka, names) >= published_at_ready + 250, timeout=90,
+            wait_for(lambda base=published_at_ready: enriched_count(kafka, names) >= base + 250, timeout=90,
                      what="250 more articles published since the worker became ready")
             killed_at_sent.append(producer.sent)
             worker.stop(signal.SIGKILL, timeout=10)

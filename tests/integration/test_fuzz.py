@@ -25,14 +25,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import topics
-from worker.kafka.admin import create_topics
-from worker.deadletter import decode_bytes
 from worker import records
+from worker.deadletter import decode_bytes
+from worker.kafka.admin import create_topics
 from worker.pipeline import StageError, analyse
 from worker.stages.validate import InvalidArticle, parse_article
 
-from .helpers import (account, assert_valid, make_articles, probe, produce_with_offsets, settings_for,
-                      start_worker)
+from .helpers import account, assert_valid, make_articles, probe, produce_with_offsets, settings_for, start_worker
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 import topics
-from worker.kafka.admin import create_topics
 from worker.io.seeder import run_seeder
 from worker.io.sources import ReadReport, read_articles
+from worker.kafka.admin import create_topics
 
 from .helpers import assert_valid, consume_until, decode, produce, settings_for, start_worker
 

@@ -50,6 +50,11 @@ from worker.stages.multimap import Multimap
 
 Status = Literal["unique", "exact_duplicate", "near_duplicate"]
 ROWS_PER_BAND = 3
+# The defaults, written once (worker/config.py and worker/pipeline.py use these names).
+DEFAULT_THRESHOLD = 0.6  # similarity = max(Jaccard, containment); docs/quality.md has the curve
+DEFAULT_NUM_PERM = 126  # 42 bands x 3 rows
+DEFAULT_RETENTION_S = 30 * 86400.0  # since arrival
+DEFAULT_MAX_ARTICLES = 1_000_000  # the memory budget (BENCHMARKS.md: memory per indexed article)
 MIN_SHINGLES_FOR_CONTAINMENT = 20  # containment of a 3-shingle text says nothing
 
 
@@ -148,8 +153,8 @@ class DedupIndex:
     max_articles  the memory budget: past it, the oldest arrivals leave first
     """
 
-    def __init__(self, threshold: float = 0.6, num_perm: int = 126, retention_s: float = 30 * 86400,
-                 max_articles: int = 1_000_000):
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, num_perm: int = DEFAULT_NUM_PERM,
+                 retention_s: float = DEFAULT_RETENTION_S, max_articles: int = DEFAULT_MAX_ARTICLES):
         if num_perm % ROWS_PER_BAND:
             raise ValueError(f"num_perm must be a multiple of {ROWS_PER_BAND}")
         if max_articles < 1:
