@@ -6,6 +6,7 @@ name in upper case (e.g. `dedup_threshold` ← `DEDUP_THRESHOLD`).
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 from functools import cache
 from typing import Literal
@@ -124,13 +125,19 @@ class Settings(BaseSettings):
             opts.update(sasl_mechanism=self.sasl_mechanism,
                         sasl_plain_username=self.sasl_username,
                         sasl_plain_password=self.sasl_password.get_secret_value())
-        if self.security_protocol.endswith("SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            opts["ssl_context"] = create_ssl_context(
-                cafile=self.ssl_cafile or None, certfile=self.ssl_certfile or None,
-                keyfile=self.ssl_keyfile or None)
+        context = self.ssl_context()
+        if context is not None:
+            opts["ssl_context"] = context
         return opts
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of SECURITY_PROTOCOL=SSL / SASL_SSL (one for every client), else None."""
+        if not self.security_protocol.endswith("SSL"):
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile or None)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile or None)
+        return context
 
 
 @cache

@@ -4,6 +4,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import orjson
 from datasketch import MinHash
 
 from worker.io.sources import parse_txt
@@ -170,7 +171,7 @@ def test_rebuild_from_records_gives_the_same_answers():
     records.append(add(index, "dup", body(SEEDS[0]), t=9).record)
     rebuilt = DedupIndex(num_perm=NUM_PERM)
     for r in records:
-        rebuilt.load(IndexRecord.from_bytes(r.to_bytes()))
+        rebuilt.load(IndexRecord.from_dict(orjson.loads(orjson.dumps(r.to_dict()))))
     assert rebuilt.get("dup").verdict == index.get("dup").verdict
     d = add(rebuilt, "dup2", body(SEEDS[3]))
     assert d.verdict.status == "exact_duplicate" and d.verdict.duplicate_of == "a3"
@@ -182,7 +183,8 @@ def test_signature_roundtrip_and_hash_is_case_and_space_insensitive_after_normal
     h = hash_text(body(SEEDS[0]), "en", NUM_PERM)
     record = IndexRecord("x", h.content_hash, h.shingle_count, 1.0,
                          add(DedupIndex(num_perm=NUM_PERM), "x", body(SEEDS[0])).verdict, h.signature)
-    assert np.array_equal(IndexRecord.from_bytes(record.to_bytes()).signature, h.signature)
+    assert np.array_equal(IndexRecord.from_dict(orjson.loads(orjson.dumps(record.to_dict()))).signature,
+                          h.signature)
     assert content_hash("Hello World") == content_hash("hello world")
     assert len(h.content_hash) == 32
 

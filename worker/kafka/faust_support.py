@@ -475,11 +475,7 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
     hosts = [h.strip() for h in settings.kafka_bootstrap_servers.split(",") if h.strip()]
     options: dict[str, Any] = {"broker": [f"kafka://{h}" for h in hosts]}
     credentials = None
-    ssl_context: ssl.SSLContext | None = None
-    if settings.security_protocol.endswith("SSL"):
-        ssl_context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
-        if settings.ssl_certfile:
-            ssl_context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+    ssl_context = settings.ssl_context()
     if settings.security_protocol.startswith("SASL"):
         credentials = faust.SASLCredentials(
             username=settings.sasl_username,

@@ -1,7 +1,7 @@
 """Stage 4: deduplication — exact copies and near-duplicates — over a bounded window.
 
 `DedupIndex` is plain in-memory state with no Kafka in it. The worker persists one small
-record per article id in a changelog-backed faust Table (`IndexRecord.to_bytes`) and rebuilds
+record per article id in a changelog-backed faust Table (`IndexRecord.to_dict`) and rebuilds
 this index from those records after a restart or rebalance (`DedupIndex.load`). Everything
 else here (exact-hash map, LSH buckets in a `multimap.Multimap`) is derived from the records.
 
@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import orjson
 
 from worker.stages.multimap import Multimap
 
@@ -98,13 +97,6 @@ class IndexRecord:
         if self.signature is not None:
             d["s"] = base64.b64encode(self.signature.astype("<u4").tobytes()).decode()
         return d
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict())
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> IndexRecord:
-        return cls.from_dict(orjson.loads(raw))
 
     @classmethod
     def from_dict(cls, d: dict, default_arrival: float = 0.0) -> IndexRecord:

@@ -80,13 +80,6 @@ class StoryRecord:
                    tuple((str(k), float(v)) for k, v in d["f"]), float(d.get("a", default_arrival)),
                    tuple(d.get("mg", ())))
 
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict())
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> StoryRecord:
-        return cls.from_dict(orjson.loads(raw))
-
 
 @dataclass(slots=True)
 class _Story:
