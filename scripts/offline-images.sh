@@ -12,17 +12,24 @@
 #                      ones the local broker runs), configured like the official image: every
 #                      KAFKA_FOO_BAR=v becomes foo.bar=v (`___` → `-`, `__` → `_`), CLUSTER_ID,
 #                      /opt/kafka/bin scripts for the healthcheck, runs as a non-root user.
-# A tag that cannot be pulled but is already present (e.g. built by an earlier run) is kept;
-# `--rebuild` builds the stand-ins again in that case.
+# A tag that cannot be pulled but is already present (e.g. built by an earlier run) is kept,
+# unless it is a Kafka stand-in of an older recipe (label news-ingest.offline-recipe) or
+# `--rebuild` (both) / `--rebuild python|kafka` asks for it to be built again.
 #
 # Needs: a running Docker engine; debootstrap (Debian: `apt-get install debootstrap`), root for it;
 # Maven (or an existing .cache/kafka/V/libs) for the Kafka jars.
-# Usage: scripts/offline-images.sh [--rebuild]
+# Usage: scripts/offline-images.sh [--rebuild [python|kafka]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-REBUILD=0
-[[ "${1:-}" == "--rebuild" ]] && REBUILD=1
+REBUILD=""
+if [[ "${1:-}" == "--rebuild" ]]; then
+  REBUILD=${2:-python kafka}
+  [[ " python kafka " == *" $REBUILD "* || $REBUILD == "python kafka" ]] || { echo "usage: $0 [--rebuild [python|kafka]]" >&2; exit 2; }
+fi
+# The Kafka stand-in's recipe: a stand-in with another number is built again (2: the real image's
+# VOLUMEs, so `down -v` and anonymous volumes behave the same).
+KAFKA_RECIPE=2
 
 KAFKA_VERSION=$(sed -n 's:.*<kafka\.version>\([^<]*\)</kafka\.version>.*:\1:p' kafka/pom.xml | head -1)
 [[ -n "$KAFKA_VERSION" ]] || { echo "offline-images: no <kafka.version> in kafka/pom.xml" >&2; exit 1; }
@@ -47,19 +54,33 @@ debian_mirror() {
   echo "${DEBIAN_MIRROR:-${uri:-http://deb.debian.org/debian}}"
 }
 
-# pull_or <image> <builder>: the real image if it can be pulled, else what is there, else build.
+# outdated <image> <recipe>: a Kafka stand-in of ours (CMD /opt/kafka/bin/run; the real image runs
+# /etc/kafka/docker/run) built by another recipe than this script's.
+outdated() {
+  local cmd recipe
+  cmd=$(docker image inspect -f '{{json .Config.Cmd}}' "$1" 2>/dev/null || true)
+  [[ $cmd == '["/opt/kafka/bin/run"]' ]] || return 1
+  recipe=$(docker image inspect -f '{{index .Config.Labels "news-ingest.offline-recipe"}}' "$1" 2>/dev/null || true)
+  [[ "$recipe" != "$2" ]]
+}
+
+# pull_or <image> <name> <builder> [recipe]: the real image if it can be pulled, else what is
+# there (unless outdated or --rebuild), else build the stand-in.
 pull_or() {
-  local image=$1 builder=$2 t0
+  local image=$1 name=$2 builder=$3 recipe=${4:-} t0
   echo "== $image"
-  if docker pull "$image"; then
+  if docker pull -q "$image" >/dev/null 2>"$WORK/pull.err"; then
     echo "   pulled the real image ($(size_of "$image"))"
     return
   fi
-  if have_image "$image" && [[ $REBUILD == 0 ]]; then
-    echo "   cannot pull; keeping the local $image ($(size_of "$image")); --rebuild to build it again"
+  echo "   cannot pull ($(tail -1 "$WORK/pull.err" | cut -c1-160))"
+  if have_image "$image" && [[ -n $recipe ]] && outdated "$image" "$recipe"; then
+    echo "   the local $image is a stand-in of an older recipe: building it again"
+  elif have_image "$image" && [[ " $REBUILD " != *" $name "* ]]; then
+    echo "   keeping the local $image ($(size_of "$image")); --rebuild $name to build it again"
     return
   fi
-  echo "   cannot pull: building the local stand-in"
+  echo "   building the local stand-in (the offline fallback)"
   t0=$(date +%s)
   "$builder"
   echo "   built $image in $(seconds "$t0") s ($(size_of "$image"))"
@@ -152,24 +173,30 @@ EOF
   cat > "$ctx/Dockerfile" <<EOF
 # Offline stand-in for $KAFKA_IMAGE (scripts/offline-images.sh): Apache Kafka's own jars.
 FROM $PY_IMAGE
+LABEL news-ingest.offline-recipe=$KAFKA_RECIPE
 RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openjdk-17-jre-headless \\
  && apt-get clean && rm -rf /var/lib/apt/lists/* \\
  && useradd --uid 1000 --create-home appuser \\
- && mkdir -p /opt/kafka/config /var/lib/kafka/data /tmp/kraft-combined-logs \\
- && chown -R appuser /opt/kafka/config /var/lib/kafka /tmp/kraft-combined-logs
+ && mkdir -p /opt/kafka/config /var/lib/kafka/data /tmp/kraft-combined-logs /etc/kafka/secrets /mnt/shared/config \\
+ && chown -R appuser /opt/kafka/config /var/lib/kafka /tmp/kraft-combined-logs /etc/kafka/secrets /mnt/shared/config
 COPY libs /opt/kafka/libs
 COPY bin /opt/kafka/bin
 COPY log4j2.xml tools-log4j2.xml /opt/kafka/config/
 RUN chown appuser /opt/kafka/config/*.xml
 ENV PATH=/opt/kafka/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 USER appuser
+# As the official image: these three are volumes (a compose named volume on /var/lib/kafka/data
+# with KAFKA_LOG_DIRS=/var/lib/kafka/data keeps the data; the image's default is /tmp).
+VOLUME ["/etc/kafka/secrets", "/var/lib/kafka/data", "/mnt/shared/config"]
 EXPOSE 9092
 CMD ["/opt/kafka/bin/run"]
 EOF
-  docker build --network host -q -t "$KAFKA_IMAGE" "$ctx" >/dev/null
+  docker build --network host -t "$KAFKA_IMAGE" "$ctx" > "$WORK/kafka-build.log" 2>&1 \
+    || { tail -20 "$WORK/kafka-build.log"; die "building the Kafka stand-in failed (log: $WORK/kafka-build.log)"; }
   rm -rf "$ctx"
 }
 
 mkdir -p "$WORK"
-pull_or "$PY_IMAGE" build_python
-pull_or "$KAFKA_IMAGE" build_kafka
+pull_or "$PY_IMAGE" python build_python
+pull_or "$KAFKA_IMAGE" kafka build_kafka "$KAFKA_RECIPE"
+

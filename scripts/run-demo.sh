@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: Kafka → topics → worker (background) → seed seeds/ → show enriched articles.
-# `make stop` (this script with "stop"): stop the worker and the broker it started.
+# `make stop` (this script with "stop"): stop the worker and the broker it started (a compose
+# stack goes with `down -v`: its containers, network and volumes, the anonymous ones of the kafka
+# image's VOLUMEs included, so nothing is left behind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -50,7 +52,7 @@ if [[ "${1:-}" == "stop" ]]; then
   rm -f $RUN/worker.pid
   if [[ -f $RUN/compose ]]; then
     compose=$(cat $RUN/compose)  # the command `make run` brought the stack up with
-    $compose down
+    $compose down -v --remove-orphans
     rm -f $RUN/compose
   else
     $BIN/ingest kafka stop
