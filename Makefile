@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration stop kafka-start kafka-stop bench quality clean
+.PHONY: run test unit integration stop kafka-start kafka-stop bench quality clean compose-test integration-container
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ unit: $(STAMP) $(COMPOSE_VENV)/bin/docker-compose
 integration: $(STAMP)
 	$(BIN)/ingest kafka fetch
 	$(BIN)/pytest -q tests/integration
+
+## make compose-test: the compose stack end to end on a Docker engine (installed and started when
+## none answers and the machine allows it; skipped, saying why, when none can be had), then the
+## integration tests through the container path. See scripts/compose-test.sh.
+compose-test: $(STAMP)
+	@bash scripts/compose-test.sh
+
+## make integration-container: tests/integration against docker-compose.yml's kafka service.
+integration-container: $(STAMP)
+	KAFKA_TEST_BROKER=container $(BIN)/pytest -q tests/integration
 
 ## make stop: stop what `make run` started (worker, local broker or compose stack).
 stop:

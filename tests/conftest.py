@@ -23,6 +23,11 @@ its volumes (`down -v`) at the end of the session.
 
 Session-scoped; each test gets unique topic names and app id through `names`. There is no
 silent skip: an integration test that cannot have a broker fails.
+
+On the container path, the few tests that drive the project's local broker *processes*
+themselves (`LOCAL_BROKER_ONLY`: they start, freeze or stop a broker they own) are deselected,
+never skipped: each is named with its reason in the header and at the end of the run. CI runs
+them on the local path (`make test`) and the rest once on the container path (`make compose-test`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,19 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_HOST_BOOTSTRAP = "localhost:29092"  # docker-compose.yml: HOST://localhost:29092, "29092:29092"
 BROKER_MODES = ("auto", "local", "container")
+
+#: Integration tests that need the project's local broker processes, by file or file::test. On
+#: the container path they are deselected (not skipped), each reported with its reason.
+LOCAL_BROKER_ONLY = {
+    "test_localkafka.py": "tests the local broker's own lifecycle (start/stop/restart of processes it "
+                          "starts itself); it never uses the fixture's broker",
+    "test_security.py": "starts its own local broker with SASL listeners (PLAIN, SCRAM); the compose kafka "
+                        "service has PLAINTEXT listeners only",
+    "test_faults.py::test_stalls_are_detected_and_shutdown_is_bounded":
+        "freezes the broker process (SIGSTOP/SIGCONT through worker/kafka/local_broker.py)",
+    "test_faults.py::test_broker_stopped_for_20s_mid_stream":
+        "stops and restarts the broker process through worker/kafka/local_broker.py",
+}
 
 
 def _docker_engine_available() -> bool:
@@ -143,6 +161,65 @@ class ComposeKafka:
         self._run("down", "-v", "--remove-orphans", check=False)
 
 
+_CHOICE: dict[str, str | ValueError] = {}
+_DESELECTED = pytest.StashKey[list]()
+
+
+def session_broker_choice() -> str:
+    """choose_broker for this session, asked once (the collection hook and the fixture agree)."""
+    if "choice" not in _CHOICE:
+        try:
+            _CHOICE["choice"] = choose_broker(os.environ, _docker_engine_available)
+        except ValueError as exc:
+            _CHOICE["choice"] = exc
+    choice = _CHOICE["choice"]
+    if isinstance(choice, ValueError):
+        raise choice
+    return choice
+
+
+def local_broker_only_reason(path: Path, name: str) -> str | None:
+    return LOCAL_BROKER_ONLY.get(f"{path.name}::{name}") or LOCAL_BROKER_ONLY.get(path.name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any("integration" in item.path.parts for item in items):
+        return  # unit tests only: no need to ask the engine
+    try:
+        if session_broker_choice() != "container":
+            return
+    except ValueError:
+        return  # the fixture fails with the message
+    kept, deselected, reasons = [], [], []
+    for item in items:
+        reason = local_broker_only_reason(item.path, getattr(item, "originalname", item.name))
+        if reason and "integration" in item.path.parts:
+            deselected.append(item)
+            reasons.append((item.nodeid, reason))
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+        config.stash[_DESELECTED] = reasons
+
+
+BROKER_KINDS = {"external": "KAFKA_BOOTSTRAP_SERVERS", "container": "docker-compose.yml's kafka service",
+                "local": "the local KRaft broker"}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    choice = _CHOICE.get("choice")
+    if isinstance(choice, str):
+        terminalreporter.write_line(f"integration tests' Kafka: {BROKER_KINDS[choice]} "
+                                    f"(KAFKA_TEST_BROKER={os.environ.get('KAFKA_TEST_BROKER') or 'auto'})")
+    reasons = config.stash.get(_DESELECTED, [])
+    if reasons:
+        terminalreporter.section("deselected on the container path: they drive local broker processes")
+        for nodeid, reason in reasons:
+            terminalreporter.write_line(f"{nodeid}: {reason}")
+
+
 @dataclass
 class KafkaCluster:
     bootstrap_servers: str
@@ -153,7 +230,7 @@ class KafkaCluster:
 @pytest.fixture(scope="session")
 def kafka() -> KafkaCluster:
     try:
-        choice = choose_broker(os.environ, _docker_engine_available)
+        choice = session_broker_choice()
     except ValueError as exc:
         pytest.fail(str(exc))
     if choice == "external":

@@ -1,7 +1,11 @@
-"""docker-compose.yml is valid (`docker-compose config`) and runs the pinned Kafka version; the test
-fixture's broker choice and the compose detection of the fixture and of `make run`/`make stop`."""
+"""docker-compose.yml is valid (`docker-compose config`) and runs the pinned Kafka version; the
+worker image's Dockerfile (multi-stage, non-root, HEALTHCHECK, STOPSIGNAL); the test fixture's
+broker choice and the compose detection of the fixture and of `make run`/`make stop`; `make
+compose-test` skipping with a reason where no engine can be had. (The stack itself runs in
+`make compose-test`: scripts/compose-test.sh.)"""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,11 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import choose_broker
+from tests.conftest import LOCAL_BROKER_ONLY, choose_broker, local_broker_only_reason
 from tests.conftest import compose_command as engine_compose_command
+from worker.config import Settings
 from worker.kafka.local_broker import kafka_version
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_block(name: str) -> str:
+    """The text of one service in docker-compose.yml (from `  name:` to the next service)."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    block = text.split(f"\n  {name}:\n", 1)[1]
+    return re.split(r"\n  [a-z][a-z0-9_-]*:\n|\nvolumes:\n", block, maxsplit=1)[0]
 
 
 def compose_command() -> list[str]:
@@ -45,6 +57,67 @@ def test_worker_service_is_scalable():
     text = (ROOT / "docker-compose.yml").read_text()
     worker = text.split("  worker:\n", 1)[1].split("\n  seeder:", 1)[0]
     assert "container_name" not in worker and "ports:" not in worker
+
+
+def test_kafka_keeps_its_data_on_the_named_volume():
+    # The apache/kafka image defaults log.dirs to /tmp/kraft-combined-logs (the container's own
+    # layer): the compose service must point KAFKA_LOG_DIRS at the named volume's mount.
+    kafka = service_block("kafka")
+    log_dirs = re.search(r"KAFKA_LOG_DIRS: (\S+)", kafka).group(1)
+    assert re.search(rf"- kafka-data:{re.escape(log_dirs)}\n", kafka + "\n"), kafka
+    assert re.search(r"^  kafka-data:", (ROOT / "docker-compose.yml").read_text().split("\nvolumes:\n", 1)[1], re.M)
+
+
+def test_worker_grace_period_covers_the_shutdown_deadline():
+    grace = int(re.search(r"stop_grace_period: (\d+)s", service_block("worker")).group(1))
+    deadline = Settings.model_fields["shutdown_deadline_s"].default
+    assert not re.search(r"^\s+SHUTDOWN_DEADLINE_S:", (ROOT / "docker-compose.yml").read_text(), re.M)  # default
+    assert grace >= 2 * deadline, (grace, deadline)  # docker's SIGKILL never cuts a graceful stop short
+
+
+def test_one_shot_services_do_not_inherit_the_worker_healthcheck():
+    for name in ("topics-init", "seeder", "consumer"):
+        assert "disable: true" in service_block(name), name
+    assert "healthcheck" not in service_block("worker").replace("# healthcheck", "")  # the image's
+
+
+def dockerfile_stages() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    stages, current = [], None
+    for line in lines:
+        if line.startswith("FROM "):
+            current = [line]
+            stages.append(current)
+        elif current is not None:
+            current.append(line)
+    return ["\n".join(stage) for stage in stages]
+
+
+def test_dockerfile_is_multi_stage_and_the_final_stage_has_no_build_tools():
+    stages = dockerfile_stages()
+    assert len(stages) >= 2
+    build, final = stages[0], stages[-1]
+    assert " AS " in build.splitlines()[0] and "pip wheel" in build
+    assert "COPY --from=" in final
+    for tool in ("pip wheel", "pip install", "apt-get", "gcc", "build-essential", "curl"):
+        assert tool not in final, tool
+
+
+def test_dockerfile_runs_as_a_user_with_a_healthcheck_and_sigterm():
+    final = dockerfile_stages()[-1]
+    user = re.search(r"^USER (\S+)", final, re.M).group(1)
+    assert user not in ("root", "0")
+    healthcheck = final.split("HEALTHCHECK", 1)[1].split("\nSTOPSIGNAL", 1)[0]
+    assert "urllib.request" in healthcheck and "/health/" in healthcheck and "6066" in healthcheck
+    assert re.search(r"^STOPSIGNAL SIGTERM$", final, re.M)
+    assert re.search(r'^CMD \["ingest", "worker"\]$', final, re.M)
+
+
+def test_dockerignore_keeps_the_context_small():
+    lines = (ROOT / ".dockerignore").read_text().split()
+    assert lines[lines.index("*")] == "*"  # everything out, then what the image needs back in
+    assert {"!pyproject.toml", "!worker", "!topics", "!seeds"} <= set(lines)
 
 
 # --- The test fixture's broker choice (tests/conftest.py) -------------------------------------
@@ -89,6 +162,17 @@ def test_container_broker_without_an_engine_fails_clearly():
         choose_broker({"KAFKA_TEST_BROKER": "container"}, Engine(False))
 
 
+@pytest.mark.parametrize(("path", "name", "deselected"), [
+    ("tests/integration/test_localkafka.py", "test_start_status_stop_restart_leaves_nothing_behind", True),
+    ("tests/integration/test_faults.py", "test_broker_stopped_for_20s_mid_stream", True),
+    ("tests/integration/test_faults.py", "test_sigkill_three_times_while_5000_articles_stream", False),
+    ("tests/integration/test_pipeline.py", "test_anything", False),
+])
+def test_container_path_deselects_only_the_local_broker_tests(path, name, deselected):
+    assert (local_broker_only_reason(ROOT / path, name) is not None) == deselected
+    assert all(reason for reason in LOCAL_BROKER_ONLY.values())
+
+
 def test_unknown_broker_mode_fails_clearly():
     with pytest.raises(ValueError, match=r"KAFKA_TEST_BROKER='docker': expected one of auto, local, container"):
         choose_broker({"KAFKA_TEST_BROKER": "docker"}, Engine(True))
@@ -114,7 +198,9 @@ exit 0
 FAKE_DOCKER_COMPOSE = r"""#!/bin/bash
 echo "docker-compose $*" >> "$FAKE_LOG"
 [[ "$1" == version ]] && { echo "docker-compose version 1.29.2"; exit 0; }
-[[ "${FAKE_V1:-0}" == 1 ]] || { echo "TypeError: kwargs_from_env() got an unexpected keyword argument 'ssl_version'" >&2; exit 1; }
+if [[ "${FAKE_V1:-0}" != 1 ]]; then
+  echo "TypeError: kwargs_from_env() got an unexpected keyword argument 'ssl_version'" >&2; exit 1
+fi
 [[ "$*" == *"ps -q kafka"* ]] && echo c0ffee
 exit 0
 """
@@ -210,7 +296,7 @@ def test_run_demo_uses_the_working_compose_and_the_published_port(demo_copy, fak
     log.write_text("")
     stop = _demo(demo_copy, env, "stop")
     assert stop.returncode == 0, stop.stderr
-    assert log.read_text().splitlines() == [f"{compose} down"]
+    assert log.read_text().splitlines() == [f"{compose} down -v --remove-orphans"]
     assert not (demo_copy / ".cache/run/compose").exists()
 
 
@@ -222,3 +308,23 @@ def test_run_demo_without_an_engine_uses_the_local_broker(demo_copy, fake_bin, t
     assert "ingest kafka start @ " in calls
     assert "ingest topics create @ 127.0.0.1:41234" in calls
     assert not any("compose" in c for c in calls)
+
+
+# --- make compose-test where no engine can be had ------------------------------------------------
+
+
+def test_compose_test_skips_with_the_reason_when_no_engine_can_be_had(fake_bin, tmp_path):
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    for name in ("scripts/compose-test.sh", "docker-compose.yml"):
+        shutil.copy(ROOT / name, project / name)
+    (project / ".venv/bin").mkdir(parents=True)
+    _executable(project / ".venv/bin/ingest", FAKE_INGEST)
+    log = tmp_path / "calls.log"
+    env = _fake_env(fake_bin, log, FAKE_ENGINE="0", COMPOSE_TEST_ENGINE_SETUP="no")
+    out = subprocess.run(["bash", str(project / "scripts/compose-test.sh")], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SKIPPED: the compose test did not run, because no Docker engine answers" in out.stdout
+    assert "PASSED" not in out.stdout and "FAILED" not in out.stdout
+    assert "ingest" not in log.read_text()  # nothing was attempted
