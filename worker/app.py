@@ -22,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import socket
 import time
+from importlib import resources
 from typing import Any
 
 import msgspec
@@ -38,6 +41,7 @@ from worker.kafka.faust_support import FunnelAwareAssignor, IngestApp, new_faust
 from worker.pipeline import StageError, analyse_batch, finish, new_article_index, warm_up
 from worker.records import AnalysedArticle
 from worker.stages.validate import InvalidArticle, parse_article
+from worker.status import StatusBoard
 
 log = logging.getLogger("worker")
 
@@ -60,7 +64,8 @@ def create_app(settings: Settings) -> IngestApp:
                             help="Dedup index: one small record per article id (verdict, hash, signature, story)")
     index = new_article_index(settings)  # derived from the table: rebuilt on recovery
 
-    outputs = Outputs(dlq_topic)
+    board = StatusBoard(f"{socket.gethostname()}:{os.getpid()}", names.raw.name, names.dedup_requests.name)
+    outputs = Outputs(dlq_topic, on_dead_letter=board.dead_letter)
     progress = Progress(app, {names.raw.name, names.dedup_requests.name})
 
     @app.on_worker_init.connect
@@ -112,6 +117,7 @@ def create_app(settings: Settings) -> IngestApp:
         for event in events:
             message = event.message
             metrics.MESSAGES_IN.labels(message.topic).inc()
+            board.took(message.timestamp)
             try:
                 articles.append(parse_article(message.key, message.value, settings.max_article_bytes))
             except InvalidArticle as exc:
@@ -141,6 +147,7 @@ def create_app(settings: Settings) -> IngestApp:
             return None
         for stage, ms in analysed.timings_ms.items():
             metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
+        board.analysed(analysed.timings_ms)
         if isinstance(analysed.event_time, records.EventTime):
             metrics.EVENT_TIMES.labels(analysed.event_time.source).inc()
         if len(payload) > FUNNEL_BATCH_MAX_BYTES:
@@ -188,7 +195,7 @@ def create_app(settings: Settings) -> IngestApp:
         metrics.MESSAGES_IN.labels(message.topic).inc()
         for analysed in await articles_of(message):
             try:
-                await deduplicate_one(analysed)
+                await deduplicate_one(analysed, message)
             except Exception as exc:  # noqa: BLE001
                 # The letter carries this article (its analysed JSON) and the batch's offset.
                 await outputs.dead_letter(message, "unexpected_error", exc, "dedup",
@@ -218,13 +225,14 @@ def create_app(settings: Settings) -> IngestApp:
                                           (str(article_id or "").encode(), orjson.dumps(raw)))
         return articles
 
-    async def deduplicate_one(analysed: AnalysedArticle) -> None:
+    async def deduplicate_one(analysed: AnalysedArticle, message: Any) -> None:
         key = analysed.id.encode()  # = the input message's key (parse_article checks it)
         started = time.perf_counter()
         decided = index.decide(analysed)
         dedup_ms = (time.perf_counter() - started) * 1000
         metrics.STAGE_SECONDS.labels("dedup").observe(dedup_ms / 1000)
         enriched, duplicate_event = finish(analysed, decided, dedup_ms)
+        board.decided(analysed, decided.verdict, decided.story, decided.redelivery, message.timestamp)
         await outputs.send(enriched_topic, key, records.encode(enriched))
         if decided.redelivery:
             metrics.REPLAYS.inc()  # the same enrichment again; the duplicate event went out the first time
@@ -280,8 +288,23 @@ def create_app(settings: Settings) -> IngestApp:
         return web.json({"ready": ready, "assigned_partitions": len(assigned), "tables_recovered": recovered},
                         status=200 if ready else 503)
 
+    @app.page("/status")
+    async def status_page(web: Any, _request: Any) -> Any:
+        """A page to look at (worker/web/status.html): it polls /status.json."""
+        return web.html(STATUS_HTML)
+
+    @app.page("/status.json")
+    async def status_json(web: Any, _request: Any) -> Any:
+        stalled = progress.stalled(settings.stall_timeout_s)  # refreshes the lag on the way
+        assigned = sorted((tp.topic, tp.partition) for tp in (app.consumer.assignment() if app.consumer else ()))
+        recovered = app.tables.recovery.completed.is_set() if app.tables else False
+        return web.json(board.snapshot(assigned=assigned, lag=dict(progress.lag), stalled=stalled,
+                                       ready=bool(assigned) and recovered and not app.rebalancing))
+
     return app
 
+
+STATUS_HTML = (resources.files("worker") / "web" / "status.html").read_text(encoding="utf-8")
 
 # `faust -A worker.app worker` and `ingest worker` run this app, configured from the environment.
 app = create_app(get_settings())

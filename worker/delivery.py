@@ -93,8 +93,9 @@ def as_current_event(event: Any) -> Iterator[None]:
 class Outputs:
     """Every output of the worker goes through here: queued, counted, and checked (invariant 4)."""
 
-    def __init__(self, dlq_topic: Any) -> None:
+    def __init__(self, dlq_topic: Any, on_dead_letter: Callable[..., None] | None = None) -> None:
         self.dlq_topic = dlq_topic
+        self.on_dead_letter = on_dead_letter  # the status page's report (worker/status.py)
 
     async def send(self, topic: Any, key: bytes | None, value: dict | bytes) -> None:
         """Queue one output; its failure after the producer's retries ends the process."""
@@ -109,6 +110,8 @@ class Outputs:
         (key, value) when the input is one part of it (an article of a funnel batch)."""
         original_key, original_value = original or (message.key, message.value)
         metrics.DEAD_LETTERS.labels(reason, stage).inc()
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(reason, stage, message.topic, message.partition, message.offset, original_value)
         log.warning("dead letter: reason=%s stage=%s source=%s/%d/%d error=%s: %s", reason, stage,
                     message.topic, message.partition, message.offset, type(error).__name__, str(error)[:200])
         key = dead_letter_key(message.topic, message.partition, message.offset)

@@ -20,6 +20,7 @@ class Progress:
         self.app = app
         self.input_topics = input_topics
         self.last: dict[Any, float] = {}
+        self.lag: dict[str, int] = {}  # "topic/partition" -> records not yet committed, as last seen
 
     def mark(self, tp: Any) -> None:
         self.last[tp] = time.monotonic()
@@ -49,7 +50,9 @@ class Progress:
                 continue
             committed = consumer._committed_offset.get(tp) or 0
             if highwater is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed - slack))
+                lag = max(0, highwater - committed - slack)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+                self.lag[f"{tp.topic}/{tp.partition}"] = lag
             idle = now - self.last.setdefault(tp, now)
             if highwater is not None and highwater - committed > slack and idle > timeout:
                 found.append({"topic": tp.topic, "partition": tp.partition, "lag": highwater - committed,
