@@ -245,7 +245,8 @@ def render(report: ReplayReport) -> list[str]:
             "hold the groups equal to publication order's for any permutation, and the story partition within "
             "2 % of pairs in at least 99 % of orders (300 shuffles of the 24-hour spread: 2 orders differ in "
             "5.3 % of pairs, with story precision 0.67, because an article arriving between two events' "
-            "articles joins their stories; no order is worse); both assume every pair is within retention (`DEDUP_RETENTION` / `STORY_RETENTION` "
+            "articles joins their stories; no order is worse); both assume every pair is within retention "
+            "(`DEDUP_RETENTION` / `STORY_RETENTION` "
             "since arrival, and the budget). Before this version (dedup and stories evicted by the newest event "
             "time seen), the same duplicate set shuffled had a near-duplicate recall of 0.20 and shuffled "
             "stories a recall of 0.01–0.20 (figures of the issue that asked for this table)."]
