@@ -31,6 +31,12 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _first_words(text: str, chars: int = 90) -> str:
+    """A title for an article that came without one: its first words."""
+    line = " ".join(text.split())[:chars]
+    return line if len(line) < chars else line.rsplit(" ", 1)[0] + " …"
+
+
 def _preview(data: bytes | None) -> str:
     """The first characters of untrusted bytes, as text (the page escapes it again on display)."""
     if not data:
@@ -126,7 +132,7 @@ class StatusBoard:
             self.hop_latency["dedup"].add(max(0.0, now - funnel_timestamp), now)
         if redelivery:
             return
-        title = article.title or article.content.title or article.id
+        title = article.title or article.content.title or _first_words(article.content.body) or article.id
         self.titles[article.id] = title
         while len(self.titles) > TITLES_KEPT:
             self.titles.popitem(last=False)
