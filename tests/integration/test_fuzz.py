@@ -135,8 +135,8 @@ CORPUS: list[tuple[bytes | None, bytes | None, str]] = [
     # to crash the agent and lose the message.
     (b"deep-meta", f'{{"id":"deep-meta","body":"{GOOD_BODY}","metadata":{nested(300)}}}'.encode(),
      "too_deep"),
-    (b"deeper-meta", f'{{"id":"deeper-meta","body":"{GOOD_BODY}","metadata":{nested(1000)}}}'.encode(),
-     "too_deep"),
+    (b"deeper-meta", f'{{"id":"deeper-meta","body":"{GOOD_BODY}","metadata":{{"a":{"[" * 1000}{"]" * 1000}}}}}'
+     .encode(), "too_deep"),
 ]
 
 
