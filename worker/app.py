@@ -119,7 +119,8 @@ def create_app(settings: Settings) -> IngestApp:
             metrics.MESSAGES_IN.labels(message.topic).inc()
             board.took(message.timestamp)
             try:
-                articles.append(parse_article(message.key, message.value, settings.max_article_bytes))
+                articles.append(parse_article(message.key, message.value, settings.max_article_bytes,
+                                              settings.field_map()))
             except InvalidArticle as exc:
                 await outputs.dead_letter(message, exc.reason, exc, "validate")
                 articles.append(None)

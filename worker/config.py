@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from topics import Topics
 from worker.stages import dedup
+from worker.stages.fields import FieldMap, parse_field_map
 
 
 class Settings(BaseSettings):
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
 
     # Processing
     max_article_bytes: int = 1024 * 1024  # larger messages go to the DLQ
+    # Input field names beyond the built-in aliases (worker/stages/fields.py), e.g.
+    # "body=content,published_at=meta.date": field=path[|path...], dotted paths into nested objects.
+    input_field_map: str = ""
     dedup_threshold: float = Field(dedup.DEFAULT_THRESHOLD, gt=0, le=1)  # similarity = max(Jaccard, containment)
     # Retention counts from when an article *arrived*, never from its published_at: replayed
     # archives and wrong dates cannot evict anything. Durations: seconds or ISO-8601 ("P30D").
@@ -95,6 +99,16 @@ class Settings(BaseSettings):
     # SIGTERM/SIGINT: a graceful stop takes ~1.5 s; past this the process exits anyway (code 75;
     # whatever was not committed is redelivered). Keep it below the orchestrator's grace period.
     shutdown_deadline_s: float = Field(10.0, gt=0)
+
+    @field_validator("input_field_map")
+    @classmethod
+    def _field_map(cls, value: str) -> str:
+        parse_field_map(value)  # a malformed map stops the worker at start, naming the entry
+        return value
+
+    def field_map(self) -> FieldMap:
+        """INPUT_FIELD_MAP, parsed (cached: cheap to ask per message)."""
+        return parse_field_map(self.input_field_map)
 
     @field_validator("dedup_retention", "story_retention", "max_future_skew", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """The stages composed into the two steps the agents run, as pure functions over plain data.
 
-    analyse(article)              normalise → language → hashing → entities → story features
+    analyse(article)              extract (HTML only) → normalise → language → hashing → entities → story features
                                                                              (stateless, any partition)
     analyse_batch(articles)       the same for several articles, one stage at a time (the agent's way)
     ArticleIndex.decide(analysed) dedup verdict + story cluster                 (stateful: the funnel)
@@ -23,7 +23,7 @@ import msgspec
 
 from worker import records
 from worker.records import AnalysedArticle, DuplicateEvent, EnrichedArticle
-from worker.stages import dedup, entities, hashing, language
+from worker.stages import dedup, entities, extract, hashing, language
 from worker.stages.dedup import DedupIndex, IndexRecord, Verdict
 from worker.stages.entities import Entity, tag_entities
 from worker.stages.event_time import DEFAULT_MAX_FUTURE_SKEW_S, EventTime, resolve_event_time
@@ -49,6 +49,7 @@ class StageError(RuntimeError):
 def warm_up() -> None:
     """Load the language profiles, hashing tables and the gazetteer now rather than on the first article."""
     language.warm_up()
+    extract.warm_up()
     hashing.warm_up()
     entities.warm_up()
 
@@ -99,9 +100,9 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
     and the others go on."""
     jobs = [_Job(a, None if arrivals is None else arrivals[i]) for i, a in enumerate(articles)]
 
-    def stage(name: str, step) -> None:
+    def stage(name: str, step, applies=None) -> None:
         for job in jobs:
-            if job.error is not None:
+            if job.error is not None or (applies is not None and not applies(job)):
                 continue
             start = time.perf_counter()
             try:
@@ -111,6 +112,14 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
                 job.error.__cause__ = exc
             finally:
                 job.timings[name] = round((time.perf_counter() - start) * 1000, 3)
+
+    def has_html(job: _Job) -> bool:
+        return extract.has_html(job.article)
+
+    def extract_step(job: _Job) -> None:
+        # HTML in, text out (stages/extract.py). Only articles with HTML run it (and have an
+        # "extract" timing): for plain text the check is one `find("<")`.
+        job.article = extract.extract_article(job.article)
 
     def normalise_step(job: _Job) -> None:
         job.text = normalise(job.article.title, job.article.body)
@@ -130,6 +139,7 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
         job.features = story_features({e.id: e.count for e in job.entities},
                                       f"{job.text.title}\n\n{job.text.body}", job.event_time.value)
 
+    stage("extract", extract_step, has_html)
     stage("normalise", normalise_step)
     for job in jobs:
         if job.error is None and not job.text.body:
@@ -163,6 +173,7 @@ def _analysed(job: _Job) -> AnalysedArticle:
     return AnalysedArticle(
         id=article.id, title=article.title, body=article.body, source=article.source, url=article.url,
         published_at=article.published_at, ingested_at=article.ingested_at, metadata=article.metadata,
+        id_source=article.id_source, body_format=article.body_format,
         content=records.Content(job.text.title, job.text.body, job.text.removed_lines),
         language=records.Language(language.code, language.confidence,
                                   [records.LanguageCandidate(c, p) for c, p in language.candidates]),
@@ -298,7 +309,8 @@ def finish(analysed: AnalysedArticle, decided: Decided,
     a = analysed
     enriched = EnrichedArticle(
         id=a.id, title=a.title, body=a.body, source=a.source, url=a.url, published_at=a.published_at,
-        ingested_at=a.ingested_at, metadata=a.metadata, content=a.content, language=a.language,
+        ingested_at=a.ingested_at, metadata=a.metadata, id_source=a.id_source, body_format=a.body_format,
+        content=a.content, language=a.language,
         hashes=a.hashes, entities=a.entities, event_time=a.event_time,
         timings_ms={**a.timings_ms, "dedup": round(dedup_ms, 3)},
         dedup=verdict.to_dict(), story=decided.story.to_dict())

@@ -85,6 +85,9 @@ class AnalysedArticle(msgspec.Struct, kw_only=True):
     event_time: EventTime | float
     story_features: dict[str, float]  # the funnel's input for story clustering (stages/stories/)
     timings_ms: dict[str, float]
+    # Where the id came from: sent | key | url | content (the last two: derived, stages/ids.py).
+    id_source: str = "sent"
+    body_format: str = "text"  # html: body and content were extracted from HTML (stages/extract.py)
 
     @property
     def event_epoch(self) -> float:
@@ -116,6 +119,8 @@ class EnrichedArticle(msgspec.Struct, kw_only=True):
     timings_ms: dict[str, float]
     dedup: dict[str, Any]  # stages.dedup.Verdict.to_dict()
     story: dict[str, Any]  # stages.stories.StoryAssignment.to_dict()
+    id_source: str = "sent"  # sent | key | url | content (AnalysedArticle.id_source)
+    body_format: str = "text"  # text | html
 
 
 class DuplicateEvent(msgspec.Struct, kw_only=True):
