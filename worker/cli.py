@@ -121,21 +121,34 @@ def topics_check() -> None:
 # -- seeder -----------------------------------------------------------------------------------
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True, path_type=Path))
 @click.option("--rate", type=float, default=0.0, help="Articles per second (0 = as fast as possible)")
 @click.option("--loop", "loops", type=int, default=1, show_default=True, help="Replay the input N times")
 @click.option("--new-ids", is_flag=True, help="Give every article a fresh id (tests duplicate detection)")
 @click.option("--dry-run", is_flag=True, help="Read and validate, print what would be sent, send nothing")
 @click.option("--topic", default=None, help="Target topic (default: articles.raw with TOPIC_PREFIX)")
-def seed(paths: tuple[Path, ...], rate: float, loops: int, new_ids: bool, dry_run: bool, topic: str | None) -> None:
-    """Replay .txt / .json / .jsonl files and folders onto articles.raw."""
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "json", "csv", "tsv", "parquet", "warc", "txt"]),
+              default=None, help="The format where the name says none (stdin): default from the suffix or content")
+def seed(paths: tuple[Path, ...], rate: float, loops: int, new_ids: bool, dry_run: bool, topic: str | None,
+         fmt: str | None) -> None:
+    """Replay article files, archives and folders onto articles.raw ('-' reads stdin).
+
+    .txt .json .jsonl .csv .tsv .parquet .warc, each also .gz/.zst/.bz2/.xz; fields of
+    news-please, trafilatura and RSS records are recognised, INPUT_FIELD_MAP maps others."""
+    from tqdm import tqdm
+
     from worker.io.seeder import run_seeder
 
     settings = get_settings()
+
+    def problem(line: str) -> None:
+        tqdm.write(f"problem: {line}", file=sys.stderr)
+
     summary = run_against_kafka(settings, run_seeder(list(paths), settings, rate=rate, loops=loops,
-                                                     new_ids=new_ids, dry_run=dry_run, topic=topic))
+                                                     new_ids=new_ids, dry_run=dry_run, topic=topic,
+                                                     keep_ids=False, fmt=fmt, on_problem=problem))
     click.echo(summary.render(), err=True)
-    if summary.errors and not summary.sent and not dry_run:
+    if summary.problems and not summary.sent and not dry_run:
         sys.exit(1)
 
 

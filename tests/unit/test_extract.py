@@ -159,9 +159,11 @@ def _render(page: dict) -> str:
 def _heavy(markup: str) -> str:
     """The page as big as real ones (~150 KB): a mega-menu of 400 links, 80 KB of inline script,
     a 40 KB JSON state blob and 60 teasers before the footer."""
-    menu = "<nav class='mega'>" + "".join(f"<a href='/s/{i}'>Section {i} news and analysis</a>" for i in range(400)) + "</nav>"
+    links = "".join(f"<a href='/s/{i}'>Section {i} news and analysis</a>" for i in range(400))
+    menu = f"<nav class='mega'>{links}</nav>"
     script = "<script>var bundle = '" + "abcdefghij" * 8000 + "';</script>"
-    state = "<script type='application/json' id='state'>" + orjson.dumps({"items": list(range(8000))}).decode() + "</script>"
+    blob = orjson.dumps({"items": list(range(8000))}).decode()
+    state = f"<script type='application/json' id='state'>{blob}</script>"
     teasers = "<div class='teasers'>" + "".join(
         f"<div class='teaser'><a href='/t/{i}'><h4>Teaser headline number {i} about something else</h4></a>"
         f"<p>Short teaser text {i}.</p></div>" for i in range(60)) + "</div>"
@@ -247,8 +249,8 @@ def test_pipeline_times_the_extract_step_only_for_html():
 
 
 def test_html_without_text_is_a_stage_error_not_a_crash():
-    empty_page = parse_article(None, orjson.dumps({"id": "e", "html": "<html><body><script>x()</script></body></html>"}),
-                               CAP)
+    no_text = "<html><body><script>x()</script></body></html>"
+    empty_page = parse_article(None, orjson.dumps({"id": "e", "html": no_text}), CAP)
     with pytest.raises(StageError) as info:
         analyse(empty_page, 126)
     assert info.value.stage == "extract"
@@ -286,7 +288,8 @@ def measure(rounds: int = 20) -> None:
     started = time.perf_counter()
     for _ in range(rounds * 1000):
         html_kind(plain)
-    print(f"plain-text check (html_kind, {len(plain)} chars): {(time.perf_counter() - started) / (rounds * 1000) * 1e6:.2f} µs")
+    per_call = (time.perf_counter() - started) / (rounds * 1000) * 1e6
+    print(f"plain-text check (html_kind, {len(plain)} chars): {per_call:.2f} µs")
 
 
 if __name__ == "__main__":

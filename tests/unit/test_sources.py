@@ -41,3 +41,19 @@ def test_json_jsonl_and_errors_are_reported(tmp_path):
     assert len(report.errors) == 4, report.errors
     assert any("invalid JSON" in e for e in report.errors)
     assert any("broken.json" in e for e in report.errors)
+
+
+def test_one_id_rule_for_the_seeder_and_the_worker(tmp_path):
+    from worker.stages.ids import content_id
+    from worker.stages.validate import parse_article
+
+    assert article_id("src", "t", "body") == content_id("src", "t", "body")
+    (tmp_path / "a.jsonl").write_text('{"title": "T", "body": "Some text.", "source": "S"}\n'
+                                      '{"body": "Other text.", "url": "https://example.com/x?utm_source=y"}\n')
+    for sent in read_articles([tmp_path / "a.jsonl"], ReadReport()):
+        # the worker, given the same record without an id (and no key), derives the same id
+        record = {k: v for k, v in sent.items() if k not in ("id", "id_source", "metadata")}
+        derived = parse_article(None, orjson.dumps(record), 1 << 20)
+        assert derived.id == sent["id"] and derived.id_source == sent["id_source"]
+        # and what the seeder sends keeps its claim that the id was derived
+        assert parse_article(sent["id"].encode(), orjson.dumps(sent), 1 << 20).id_source == sent["id_source"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import html as html_module
+import logging
 import re
 from dataclasses import dataclass
 from itertools import islice
@@ -42,6 +43,10 @@ _BLOCKS = frozenset({"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4",
 _DROPPED = ("script", "style", "noscript", "template", "svg", "iframe", "object", "head")
 _FURNITURE = ("nav", "header", "footer", "form", "aside", "menu")
 _PARAGRAPH_BREAK = "\n\n"
+# trafilatura and htmldate log every page they cannot parse at ERROR: the outcome is reported
+# here already (a dead letter, a seeder problem), so their lines would only repeat it, per page.
+for _name in ("trafilatura", "htmldate", "courlan", "justext"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
 def html_kind(text: str) -> HtmlKind | None:

@@ -14,11 +14,13 @@ Rules, per article field:
   right type, else the record is refused (`wrong_type`): the producer meant that field;
 - an alias of the wrong type, or a blank string, is skipped (it stays in `metadata`): `content`
   is an article's text in one feed and a list of objects in another;
-- `source`, when nothing gives it, is the URL's host (without `www.`).
+- `source`, when nothing gives it, is the URL's host (without `www.`); a `source` that is itself
+  a URL (trafilatura's JSON) is the URL, and the source is then `hostname` (or the URL's host).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -174,6 +176,9 @@ def map_fields(record: Mapping[str, Any], field_map: FieldMap = NO_FIELD_MAP) ->
                 if path == name and name in ("published_at", "ingested_at"):
                     mapped.values[name] = value  # kept as sent: event_time says it was unreadable
                     break
+        if name in record and name not in used and _usable(name, record[name]) is None:
+            used.add(name)  # the own name, blank or null, while another path had the value
+    _source_as_url(record, mapped, used)
     own = mapped.values.pop("metadata", None)
     metadata: dict[str, Any] = dict(own) if isinstance(own, dict) else {}
     used.add("metadata")
@@ -194,6 +199,25 @@ def map_fields(record: Mapping[str, Any], field_map: FieldMap = NO_FIELD_MAP) ->
         if host:
             mapped.values["source"] = host
     return mapped
+
+
+def _source_as_url(record: Mapping[str, Any], mapped: Mapped, used: set[str]) -> None:
+    """A `source` that is a URL (trafilatura's JSON puts the page URL there) is the article's
+    URL (when it has none), and the source is the next alias (`hostname`, ...) or its host."""
+    source = mapped.values.get("source")
+    if not (isinstance(source, str) and _ABSOLUTE_URL.match(source)):
+        return
+    mapped.values.setdefault("url", source.strip())
+    for alias in ALIASES["source"][1:]:
+        value = record.get(alias)
+        if isinstance(value, str) and value.strip() and not _ABSOLUTE_URL.match(value):
+            mapped.values["source"] = value
+            used.add(alias)
+            return
+    mapped.values["source"] = url_host(source)
+
+
+_ABSOLUTE_URL = re.compile(r"\s*https?://", re.IGNORECASE)
 
 
 def _remove(record: dict[str, Any], steps: list[str]) -> None:
