@@ -8,8 +8,18 @@
 
 Names carry an optional prefix (`TOPIC_PREFIX`) so several deployments, or tests, share a
 cluster without seeing each other's data; `Topics` resolves every name and partition count of
-one deployment, and is the only place that does. faust's own changelog topics (the dedup tables)
-are created by faust and compacted; they are not listed here.
+one deployment, and is the only place that does.
+
+Partition counts are declared here, once per topic (`TopicSpec.partitions`). Two settings
+override them, and only where `TopicSpec.partitions_setting` names them: `INPUT_PARTITIONS`
+(articles.raw) and `OUTPUT_PARTITIONS` (articles.enriched, articles.duplicates). The others are
+fixed: the funnel and faust's table changelog must have exactly one partition (the worker refuses
+to start otherwise), the DLQ keeps dead letters in order.
+
+faust's own topics (the dedup table's compacted changelog, the assignor's leader topic) are
+created by the worker, named from `APP_ID`, and declared here too (`faust_topics`) so that
+`ingest topics check` and the worker's start-up check hold them to the same rules
+(`topics.validation`).
 """
 
 from __future__ import annotations
@@ -36,13 +46,19 @@ class TopicSpec:
     schema_file: str = ""
     key: str = "article id (UTF-8)"
     doc: str = ""
+    #: The setting that overrides `partitions` for a deployment ("" = fixed at `partitions`).
+    partitions_setting: str = ""
+    #: Why the topic must have exactly one partition; set = the worker refuses to start otherwise.
+    one_partition_because: str = ""
+    #: Who creates it: `ingest topics create`, or the worker (faust's own topics).
+    created_by: str = "ingest topics create"
 
     def schema(self) -> dict:
         return load_schema(self.schema_file)
 
 
 RAW = TopicSpec(
-    "articles.raw", partitions=4,
+    "articles.raw", partitions=4, partitions_setting="INPUT_PARTITIONS",
     config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS),
             "max.message.bytes": str(2 * 1024 * 1024)},
     schema_file="article.raw.schema.json",
@@ -57,9 +73,11 @@ DEDUP_REQUESTS = TopicSpec(
             "max.message.bytes": str(4 * 1024 * 1024)},
     schema_file="analysed.batch.schema.json", key="id of the last article in the batch (UTF-8)",
     doc="Internal: analysed articles (batched per input partition) awaiting their dedup verdicts.",
+    one_partition_because="it is the dedup funnel: one dedup index must see every article, "
+                          "whatever input partition it came in on",
 )
 ENRICHED = TopicSpec(
-    "articles.enriched", partitions=4,
+    "articles.enriched", partitions=4, partitions_setting="OUTPUT_PARTITIONS",
     # Compacted: the topic is a table of the latest enrichment per article id, so a redelivery
     # (same id, same verdict) costs downstream nothing.
     config={"cleanup.policy": "compact", "min.compaction.lag.ms": str(3600 * 1000),
@@ -68,7 +86,7 @@ ENRICHED = TopicSpec(
     doc="Output: every valid article with language, hashes, dedup verdict, entities.",
 )
 DUPLICATES = TopicSpec(
-    "articles.duplicates", partitions=4,
+    "articles.duplicates", partitions=4, partitions_setting="OUTPUT_PARTITIONS",
     config={"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
     schema_file="duplicate.verdict.schema.json",
     doc="Output: one event per duplicate found (exact or near).",
@@ -84,6 +102,24 @@ DLQ = TopicSpec(
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (RAW, DEDUP_REQUESTS, ENRICHED, DUPLICATES, DLQ)
+
+# -- faust's own topics: created by the worker, named "{APP_ID}-{base_name}" ------------------
+DEDUP_TABLE = "dedup-index"  # worker/app.py's faust Table; its changelog is named after it
+CHANGELOG = TopicSpec(
+    f"{DEDUP_TABLE}-changelog", partitions=1,
+    config={"cleanup.policy": "compact"},
+    key="article id (UTF-8)",
+    doc="faust's changelog of the dedup-index table: the dedup state, rebuilt from it after a restart.",
+    one_partition_because="the dedup-index table has one partition, like the funnel that feeds it",
+    created_by="the worker (faust), at its first start",
+)
+LEADER = TopicSpec(
+    "__assignor-__leader", partitions=1,
+    key="(faust internal)",
+    doc="faust's partition assignor: elects the worker that runs leader-only tasks.",
+    created_by="the worker (faust), at its first start",
+)
+FAUST_TOPICS: tuple[TopicSpec, ...] = (CHANGELOG, LEADER)
 
 
 @cache
@@ -103,22 +139,24 @@ class Topic:
 class Topics:
     """Every topic of one deployment, resolved from `TOPIC_PREFIX` and the partition settings.
 
-    Single-partition topics stay at one whatever the settings say: the funnel (one dedup index
-    sees every article) and the DLQ (dead letters in order) are correct only that way.
+    A partition setting reaches only the topics whose spec names it (`partitions_setting`):
+    the funnel (one dedup index sees every article) and the DLQ (dead letters in order) stay at
+    one partition whatever the settings say.
     """
 
     def __init__(self, prefix: str = "", input_partitions: int = RAW.partitions,
                  output_partitions: int = ENRICHED.partitions) -> None:
         self.prefix = prefix
+        overrides = {"INPUT_PARTITIONS": input_partitions, "OUTPUT_PARTITIONS": output_partitions}
 
-        def resolve(spec: TopicSpec, partitions: int) -> Topic:
-            return Topic(spec, f"{prefix}{spec.base_name}", 1 if spec.partitions == 1 else partitions)
+        def resolve(spec: TopicSpec) -> Topic:
+            return Topic(spec, f"{prefix}{spec.base_name}", overrides.get(spec.partitions_setting, spec.partitions))
 
-        self.raw = resolve(RAW, input_partitions)
-        self.dedup_requests = resolve(DEDUP_REQUESTS, 1)
-        self.enriched = resolve(ENRICHED, output_partitions)
-        self.duplicates = resolve(DUPLICATES, output_partitions)
-        self.dlq = resolve(DLQ, 1)
+        self.raw = resolve(RAW)
+        self.dedup_requests = resolve(DEDUP_REQUESTS)
+        self.enriched = resolve(ENRICHED)
+        self.duplicates = resolve(DUPLICATES)
+        self.dlq = resolve(DLQ)
         self.all: tuple[Topic, ...] = (self.raw, self.dedup_requests, self.enriched, self.duplicates, self.dlq)
 
     def __iter__(self):
@@ -132,3 +170,9 @@ class Topics:
         if self.prefix and name.startswith(self.prefix):
             return name
         return f"{self.prefix}{name}"
+
+
+def faust_topics(app_id: str) -> tuple[Topic, ...]:
+    """faust's own topics of the app `app_id` (faust names them "{app id}-{name}"; APP_ID, not
+    TOPIC_PREFIX). The worker creates them; `topics.validation` checks them once they exist."""
+    return tuple(Topic(spec, f"{app_id}-{spec.base_name}", spec.partitions) for spec in FAUST_TOPICS)
