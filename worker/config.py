@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     input_partitions: int = 4
     output_partitions: int = 4
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    # Copies of every partition, of the product's topics and of faust's (changelog, leader topic).
+    # Unset (or "auto"): 3 when the cluster has at least 3 brokers, else the number of brokers,
+    # read from the cluster metadata when topics are created. min.insync.replicas unset: 2 where
+    # the factor is 3 or more, else 1 (topics/validation.py resolve_replication).
+    replication_factor: int | None = Field(None, ge=1)
+    min_insync_replicas: int | None = Field(None, ge=1)
     # faust's defaults (1 MiB fetch per partition, 16 KiB producer batches) cap the one-partition
     # funnel at ~120 analysed articles of ~11 KB per second (measured in bench/; `git show
     # ac4dfbd:BENCHMARKS.md`).
@@ -99,6 +105,12 @@ class Settings(BaseSettings):
     # SIGTERM/SIGINT: a graceful stop takes ~1.5 s; past this the process exits anyway (code 75;
     # whatever was not committed is redelivered). Keep it below the orchestrator's grace period.
     shutdown_deadline_s: float = Field(10.0, gt=0)
+
+    @field_validator("replication_factor", "min_insync_replicas", mode="before")
+    @classmethod
+    def _auto(cls, value):
+        """REPLICATION_FACTOR= or =auto: from the cluster (see above)."""
+        return None if isinstance(value, str) and value.strip().lower() in ("", "auto") else value
 
     @field_validator("input_field_map")
     @classmethod

@@ -4,7 +4,9 @@
   exactly_once), so a retried send after a broker hiccup is neither lost nor duplicated. Its
   `flush()` drains faust's own send buffer completely (table changelog writes go through it;
   faust's buffer flush gives up after 0.1 s per message), so an offset is never committed
-  before the changelog record of the event it covers is durable.
+  before the changelog record of the event it covers is durable. Every topic faust creates
+  (the table changelog, the assignor's leader topic) gets the product's replication factor and
+  min.insync.replicas (`create_topic`).
 - `IngestConsumer` + `EventBoundTransactionManager`: what makes `processing_guarantee=
   "exactly_once"` correct with faust-streaming 0.15.3 (see "exactly_once" below).
 - `FunnelAwareAssignor`: faust's partition assignor, with fewer input partitions for the worker
@@ -76,6 +78,7 @@ from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from topics.validation import DEFAULT_REPLICATION_FACTOR, resolve_replication
 from worker.config import Settings
 from worker.logs import logging_config
 
@@ -89,6 +92,23 @@ EX_SHUTDOWN_DEADLINE = 75
 class DurableProducer(faust_aiokafka.Producer):
     def _settings_extra(self) -> dict[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    async def create_topic(self, topic: str, partitions: int, replication: int, *,  # noqa: ARG002 - replaced
+                           config: Any = None, **kwargs: Any) -> None:
+        """Every topic faust declares (the dedup table's changelog, the assignor's leader topic)
+        with the product's replication: REPLICATION_FACTOR, else 3 or the number of brokers in the
+        cluster metadata when fewer (faust would use its fixed topic_replication_factor), and
+        min.insync.replicas (MIN_INSYNC_REPLICAS, else 2 where the factor is 3 or more)."""
+        client = self._ensure_producer().client
+        if not client.cluster.brokers():
+            await client.force_metadata_update()
+        placement = resolve_replication(len(client.cluster.brokers()), self.app.replication_factor,
+                                        self.app.min_insync_replicas)
+        if topic not in client.cluster.topics():
+            log.info("creating topic %s: %d partition(s), replication factor %d, min.insync.replicas %d",
+                     topic, partitions, placement.factor, placement.min_insync)
+        await super().create_topic(topic, partitions, placement.factor,
+                                   config={**placement.topic_config(), **(config or {})}, **kwargs)
 
     async def flush(self) -> None:
         # faust's ProducerBuffer.flush() returns as soon as one buffered message takes more than
@@ -358,6 +378,8 @@ class IngestWorker(faust.Worker):
 
 class IngestApp(faust.App):
     shutdown_deadline_s: float = 10.0  # Settings.shutdown_deadline_s; read by IngestWorker
+    replication_factor: int | None = None  # Settings.replication_factor; read by DurableProducer
+    min_insync_replicas: int | None = None  # Settings.min_insync_replicas; read by DurableProducer
     fetch_max_wait_ms: int = 1500  # faust's; set from CONSUMER_FETCH_MAX_WAIT_MS
     fetch_min_bytes: int = 1  # aiokafka's; set from CONSUMER_FETCH_MIN_BYTES
     _event_boundary_lock: asyncio.Lock | None = None
@@ -435,7 +457,9 @@ def faust_app_options(settings: Settings) -> dict[str, Any]:
         key_serializer="raw",  # payloads are orjson bytes we encode/decode ourselves, so a bad
         value_serializer="raw",  # message reaches our code (and the DLQ) instead of faust's logs
         topic_partitions=settings.output_partitions,
-        topic_replication_factor=1,
+        # The factor of the topics faust creates; DurableProducer.create_topic replaces it with
+        # REPLICATION_FACTOR, or one from the live broker count, and adds min.insync.replicas.
+        topic_replication_factor=settings.replication_factor or DEFAULT_REPLICATION_FACTOR,
         topic_allow_declare=True,
         table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
@@ -468,6 +492,8 @@ def new_faust_app(settings: Settings) -> IngestApp:
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
     app.fetch_min_bytes = settings.consumer_fetch_min_bytes
     app.shutdown_deadline_s = settings.shutdown_deadline_s
+    app.replication_factor = settings.replication_factor
+    app.min_insync_replicas = settings.min_insync_replicas
     return app
 
 
