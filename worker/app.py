@@ -36,7 +36,7 @@ from worker import metrics, records
 from worker.config import Settings, get_settings
 from worker.delivery import FUNNEL_BATCH_MAX_BYTES, FunnelCheckpoint, Outputs, acked_if_repeat, handling
 from worker.health import Progress
-from worker.kafka.admin import missing_topics
+from worker.kafka.admin import check_topics as live_topics_against_specs
 from worker.kafka.faust_support import FunnelAwareAssignor, IngestApp, new_faust_app
 from worker.pipeline import StageError, analyse_batch, finish, new_article_index, warm_up
 from worker.records import AnalysedArticle
@@ -259,13 +259,31 @@ def create_app(settings: Settings) -> IngestApp:
                      settings.dedup_max_articles, evicted.story_records, len(evicted.delete),
                      len(evicted.rewrite))
 
-    @app.task
-    async def check_topics() -> None:
-        """Fail fast with a clear message when the topics were never created."""
-        missing = await missing_topics(settings)
-        if missing:
-            log.error("missing topics %s: run `ingest topics create` first", ", ".join(missing))
-            await app.crash(RuntimeError(f"missing topics: {', '.join(missing)}"))
+    topics_checked = False
+
+    @app.on_rebalance_complete.connect
+    async def check_topics(app: IngestApp, **_kwargs: Any) -> None:
+        """Refuse to start on topics the product is wrong with: missing, a dedup funnel (or dedup
+        table changelog) with more than one partition, a compacted topic that is not compacted.
+        Each is logged with the fix `ingest topics check` prints (topics/validation.py); other
+        mismatches (replication, retention, ...) are logged as warnings.
+
+        Runs once, at the end of the first rebalance: faust awaits it before it resumes the
+        input partitions, so not one event is processed on wrong topics (an @app.task runs only
+        after the first events)."""
+        nonlocal topics_checked
+        if topics_checked:
+            return
+        topics_checked = True
+        report = await live_topics_against_specs(settings)
+        for mismatch in report.mismatches:
+            (log.error if mismatch.fatal else log.warning)("%s %s", "FATAL" if mismatch.fatal else "MISMATCH",
+                                                         mismatch)
+        if report.fatal:
+            log.critical("refusing to start: %d topic mismatch(es) above would make the results wrong "
+                         "(`ingest topics check` lists them with their fixes)", len(report.fatal))
+            await app.crash(RuntimeError(f"topics do not match topics/: {'; '.join(map(str, report.fatal))}"))
+            await asyncio.Event().wait()  # never resume the inputs; the crash stops the worker
 
     # -- pages: Prometheus and the orchestrator's probes, on the worker's web port -------------
     @app.page("/metrics")

@@ -1,7 +1,8 @@
 """`ingest`: the command line of the product.
 
-    ingest kafka start|stop|status|fetch   a local Apache Kafka broker (no Docker needed)
-    ingest topics create|check             the topics of topics/, idempotently
+    ingest kafka start|stop|status|fetch   a local Apache Kafka broker or cluster (no Docker needed)
+    ingest kafka tool kafka-configs.sh ... Kafka's command-line tools, from the same jars
+    ingest topics create|check             the topics of topics/: create them, or hold the live ones to it
     ingest seed PATH...                    replay article files onto articles.raw
     ingest worker                          the faust worker (= faust -A worker.app worker)
     ingest consume                         read articles.enriched (or any output topic)
@@ -44,7 +45,7 @@ def main() -> None:
 
 @main.group()
 def kafka() -> None:
-    """A local single-node Kafka broker (KRaft) from Maven Central jars."""
+    """A local Kafka broker, or a cluster of them (KRaft), from Maven Central jars."""
 
 
 @kafka.command("fetch")
@@ -56,25 +57,41 @@ def kafka_fetch() -> None:
 
 
 @kafka.command("start")
-@click.option("--name", default="default", show_default=True)
-@click.option("--port", type=int, default=None, help="Listener port (default: 9092 if free, else any)")
-def kafka_start(name: str, port: int | None) -> None:
-    """Start the broker in the background; prints its bootstrap address."""
+@click.option("--name", default=None, help="Default: 'default' (one broker) or 'cluster' (--brokers > 1)")
+@click.option("--port", type=int, default=None,
+              help="Listener port (default: 9092 if free, else any); a cluster's nodes use PORT, PORT+1, ...")
+@click.option("--brokers", type=click.IntRange(min=1), default=None,
+              help="Brokers: 3 starts a cluster of 3 combined KRaft nodes (default: 1, or the named cluster's size)")
+@click.option("--fresh", is_flag=True, help="Wipe the data (and ports) of an earlier start first")
+def kafka_start(name: str | None, port: int | None, brokers: int | None, fresh: bool) -> None:
+    """Start the broker (or cluster) in the background; prints its bootstrap address."""
     from worker.kafka import local_broker
 
+    name = name or ("cluster" if (brokers or 1) > 1 else "default")
+    if brokers is None:
+        brokers = len(local_broker.LocalCluster.load(name).nodes) if local_broker.is_cluster(name) else 1
+    started = time.monotonic()
+    if brokers > 1 or local_broker.is_cluster(name):
+        cluster = local_broker.start_cluster(name, brokers, port, fresh=fresh)
+        for node in cluster.nodes:
+            click.echo(f"  node {node.node_id}: {node.bootstrap_servers} (pid {node.pid}, log {node.log_file})")
+        click.echo(f"Kafka {local_broker.kafka_version()} cluster {name!r} of {brokers} brokers running "
+                   f"({time.monotonic() - started:.1f}s); stop it with `ingest kafka stop --name {name}`")
+        click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}")
+        return
     if port is None and name == "default":
         port = 9092 if not local_broker._port_open(9092) else None
-    started = time.monotonic()
-    broker = local_broker.start(name, port)
+    broker = local_broker.start(name, port, fresh=fresh)
     click.echo(f"Kafka {local_broker.kafka_version()} running at {broker.bootstrap_servers} "
                f"(pid {broker.pid}, {time.monotonic() - started:.1f}s, log {broker.log_file})")
     click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
 
 
 @kafka.command("stop")
-@click.option("--name", default="default", show_default=True)
+@click.option("--name", default="default", show_default=True,
+              help="A broker, a cluster (every node), or one node of a cluster ('cluster/node-2')")
 def kafka_stop(name: str) -> None:
-    """Stop the broker (controlled shutdown; SIGKILL after 30 s)."""
+    """Stop the named broker or cluster (controlled shutdown; SIGKILL after 30 s). Only it."""
     from worker.kafka import local_broker
 
     click.echo("stopped" if local_broker.stop(name) else "not running")
@@ -83,11 +100,30 @@ def kafka_stop(name: str) -> None:
 @kafka.command("status")
 @click.option("--name", default="default", show_default=True)
 def kafka_status(name: str) -> None:
+    """The broker's state, or every node's of a cluster; exits 1 unless all are running."""
     from worker.kafka import local_broker
 
     status = local_broker.status(name)
     click.echo(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
     sys.exit(0 if status["running"] else 1)
+
+
+@kafka.command("tool", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("script")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kafka_tool(script: str, args: tuple[str, ...]) -> None:
+    """Run one of Kafka's command-line tools (kafka-topics.sh, kafka-configs.sh,
+    kafka-reassign-partitions.sh, ...) from the pinned jars, e.g. a fix `ingest topics check`
+    printed: `ingest kafka tool kafka-configs.sh --bootstrap-server ... --alter ...`."""
+    import subprocess
+
+    from worker.kafka import local_broker
+
+    try:
+        command = local_broker.tool_command(script, list(args))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(subprocess.run(command).returncode)
 
 
 # -- topics -----------------------------------------------------------------------------------
@@ -99,7 +135,8 @@ def topics() -> None:
 
 @topics.command("create")
 def topics_create() -> None:
-    """Create every topic of topics/ that does not exist yet (idempotent)."""
+    """Create every topic of topics/ that does not exist yet (idempotent), with REPLICATION_FACTOR
+    (default: 3, or the number of brokers when fewer) and MIN_INSYNC_REPLICAS."""
     from worker.kafka.admin import create_topics
 
     settings = get_settings()
@@ -109,13 +146,31 @@ def topics_create() -> None:
 
 @topics.command("check")
 def topics_check() -> None:
-    from worker.kafka.admin import missing_topics
+    """Hold the live topics to topics/: partitions, replication factor, min.insync.replicas,
+    cleanup policy, retention and the other declared configs. Exits 1 with the exact command
+    that fixes each mismatch."""
+    from worker.kafka.admin import check_topics
 
     settings = get_settings()
-    missing = run_against_kafka(settings, missing_topics(settings))
-    if missing:
-        raise click.ClickException(f"missing topics: {', '.join(missing)}")
-    click.echo("all topics exist")
+    report = run_against_kafka(settings, check_topics(settings))
+    click.echo(f"{len(report.brokers)} broker(s) {report.brokers}: expecting replication factor "
+               f"{report.replication.factor}{'' if report.replication.explicit else ' (from the broker count)'}, "
+               f"min.insync.replicas {report.replication.min_insync}")
+    for topic in report.expected:
+        if topic.name in report.live:
+            live = report.live[topic.name]
+            click.echo(f"  {topic.name}: {live.partitions} partition(s), replication factor {live.replication}, "
+                       f"min.insync.replicas {live.config.get('min.insync.replicas')}, "
+                       f"cleanup.policy {live.config.get('cleanup.policy')}")
+        elif topic.spec.created_by != "ingest topics create":
+            click.echo(f"  {topic.name}: not created yet (by {topic.spec.created_by})")
+    if report.mismatches:
+        for mismatch in report.mismatches:
+            click.echo(f"{'FATAL' if mismatch.fatal else 'MISMATCH'} {mismatch}", err=True)
+        raise click.ClickException(f"{len(report.mismatches)} mismatch(es) between the live topics and topics/"
+                                   + (f"; the worker refuses to start on {len(report.fatal)} of them"
+                                      if report.fatal else ""))
+    click.echo("all topics match topics/")
 
 
 # -- seeder -----------------------------------------------------------------------------------
