@@ -227,7 +227,7 @@ def create_app(settings: Settings) -> IngestApp:
         return articles
 
     async def deduplicate_one(analysed: AnalysedArticle, message: Any) -> None:
-        key = analysed.id.encode()  # = the input message's key (parse_article checks it)
+        key = analysed.id.encode()  # outputs are keyed by the article id (sent, the key, or derived)
         started = time.perf_counter()
         decided = index.decide(analysed)
         dedup_ms = (time.perf_counter() - started) * 1000

@@ -121,7 +121,7 @@ def test_seeds_replays_duplicates_languages_and_dead_letters(kafka, names, tmp_p
                  {"id": "unrelated-1", "title": "Libraries get more money", "body": UNRELATED},
                  {"id": "fr-1", "title": "Aides aux agriculteurs", "body": FRENCH},
                  {"id": "de-1", "title": "Hilfen für Landwirte", "body": GERMAN}]
-        bad = [(b"bad-json", b"{not json"), (None, orjson.dumps({"id": "no-key", "body": "text"})),
+        bad = [(b"bad-json", b"{not json"), (b"other-key", orjson.dumps({"id": "not-the-key", "body": "text"})),
                (b"empty", orjson.dumps({"id": "empty", "body": "  "})), (b"bin", b"\xff\xfe\x00garbage")]
         asyncio.run(produce(kafka.bootstrap_servers, names.topic("articles.raw"),
                             [article_message(a) for a in extra] + bad))
@@ -135,7 +135,7 @@ def test_seeds_replays_duplicates_languages_and_dead_letters(kafka, names, tmp_p
         assert latest["de-1"]["language"]["code"] == "de"
 
         dead = asyncio.run(outputs(kafka, names, topics.DLQ, 4))
-        assert sorted(d["reason"] for d in dead) == ["empty_body", "invalid_json", "invalid_utf8", "null_key"]
+        assert sorted(d["reason"] for d in dead) == ["empty_body", "invalid_json", "invalid_utf8", "key_mismatch"]
         # one letter per source record (4 input partitions: offsets alone may repeat)
         assert len({(d["source"]["partition"], d["source"]["offset"]) for d in dead}) == 4
         binary = next(d for d in dead if d["reason"] == "invalid_utf8")
