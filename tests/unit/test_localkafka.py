@@ -109,3 +109,17 @@ def test_kafka_tools_run_from_the_pinned_jars(tmp_path, monkeypatch):
     assert local_broker.tool_command("kafka-topics", [])[-1] == "org.apache.kafka.tools.TopicCommand"
     with pytest.raises(ValueError, match="unknown Kafka tool"):
         local_broker.tool_command("rm", [])
+
+
+def test_the_cluster_compose_file_is_the_same_cluster():
+    """docker-compose.cluster.yml: three combined nodes of the pinned Kafka, one quorum, Kafka's own
+    topics replicated like the local cluster's (`ingest kafka start --brokers 3`)."""
+    text = (local_broker.PROJECT_ROOT / "docker-compose.cluster.yml").read_text()
+    assert f"image: apache/kafka:{local_broker.kafka_version()}\n" in text
+    assert [line.strip() for line in text.splitlines() if "KAFKA_NODE_ID:" in line] == \
+        ["KAFKA_NODE_ID: 1", "KAFKA_NODE_ID: 2", "KAFKA_NODE_ID: 3"]
+    for setting in ("KAFKA_PROCESS_ROLES: broker,controller",
+                    "KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093",
+                    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR: 3", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR: 2",
+                    "KAFKA_BOOTSTRAP_SERVERS: kafka-1:9092,kafka-2:9092,kafka-3:9092"):
+        assert setting in text, setting
