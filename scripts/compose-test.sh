@@ -343,7 +343,8 @@ stop_workers() {
   for id in $(dc ps -a -q worker); do
     rc=$(docker inspect -f '{{.State.ExitCode}}' "$id")
     docker logs "$id" >"$OUT/worker-${id:0:12}.log" 2>&1 || true
-    say "  worker ${id:0:12}: exit code $rc; its log ends: $(tail -2 "$OUT/worker-${id:0:12}.log" | cut -c1-140 | paste -sd '|' -)"
+    say "  worker ${id:0:12}: exit code $rc; its last log lines: $(sed -n 's/.*"message": "\([^"]*\)".*/\1/p' "$OUT/worker-${id:0:12}.log" | tail -3 | paste -sd '|' -)"
+    ! grep -q "shutdown did not finish" "$OUT/worker-${id:0:12}.log" || { fail "worker ${id:0:12} hit its shutdown deadline"; return 1; }
     [[ $rc == 0 ]] || { fail "worker ${id:0:12} exited $rc (0 = a clean shutdown; 75 = past SHUTDOWN_DEADLINE_S; 137 = SIGKILL after the grace period)"; return 1; }
   done
 }

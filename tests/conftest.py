@@ -25,7 +25,8 @@ Session-scoped; each test gets unique topic names and app id through `names`. Th
 silent skip: an integration test that cannot have a broker fails.
 
 On the container path, the few tests that drive the project's local broker *processes*
-themselves (`LOCAL_BROKER_ONLY`: they start, freeze or stop a broker they own) are deselected,
+themselves (`LOCAL_BROKER_ONLY`: they start, freeze or stop a broker they own; and those on the
+local 3-broker `kafka_cluster`, `LOCAL_BROKER_FIXTURES`) are deselected,
 never skipped: each is named with its reason in the header and at the end of the run. CI runs
 them on the local path (`make test`) and the rest once on the container path (`make compose-test`).
 """
@@ -178,7 +179,17 @@ def session_broker_choice() -> str:
     return choice
 
 
-def local_broker_only_reason(path: Path, name: str) -> str | None:
+#: Fixtures that are local broker processes whatever KAFKA_TEST_BROKER says.
+LOCAL_BROKER_FIXTURES = {
+    "kafka_cluster": "runs on its own local 3-broker cluster (tests/integration/conftest.py "
+                     "kafka_cluster), whose broker processes it kills and restarts",
+}
+
+
+def local_broker_only_reason(path: Path, name: str, fixturenames: tuple[str, ...] = ()) -> str | None:
+    for fixture in fixturenames:
+        if fixture in LOCAL_BROKER_FIXTURES:
+            return LOCAL_BROKER_FIXTURES[fixture]
     return LOCAL_BROKER_ONLY.get(f"{path.name}::{name}") or LOCAL_BROKER_ONLY.get(path.name)
 
 
@@ -192,7 +203,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return  # the fixture fails with the message
     kept, deselected, reasons = [], [], []
     for item in items:
-        reason = local_broker_only_reason(item.path, getattr(item, "originalname", item.name))
+        reason = local_broker_only_reason(item.path, getattr(item, "originalname", item.name),
+                                          tuple(getattr(item, "fixturenames", ())))
         if reason and "integration" in item.path.parts:
             deselected.append(item)
             reasons.append((item.nodeid, reason))

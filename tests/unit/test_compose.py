@@ -169,7 +169,8 @@ def test_container_broker_without_an_engine_fails_clearly():
     ("tests/integration/test_pipeline.py", "test_anything", False),
 ])
 def test_container_path_deselects_only_the_local_broker_tests(path, name, deselected):
-    assert (local_broker_only_reason(ROOT / path, name) is not None) == deselected
+    assert (local_broker_only_reason(ROOT / path, name, ("kafka", "names")) is not None) == deselected
+    assert local_broker_only_reason(ROOT / path, name, ("kafka_cluster",))  # the local cluster's tests
     assert all(reason for reason in LOCAL_BROKER_ONLY.values())
 
 
