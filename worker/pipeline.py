@@ -3,7 +3,8 @@
     analyse(article)              extract (HTML only) → normalise → language → hashing → entities → story features
                                                                              (stateless, any partition)
     analyse_batch(articles)       the same for several articles, one stage at a time (the agent's way)
-    ArticleIndex.decide(analysed) dedup verdict + story cluster                 (stateful: the funnel)
+                                  (+ passages: sentence fingerprints, stages/passages.py)
+    ArticleIndex.decide(analysed) dedup verdict + story cluster + syndication   (stateful: the funnel)
     ArticleIndex.evict_expired()  what leaves the index by arrival age and budget (tombstones)
     finish(analysed, decided)     → the `articles.enriched` message (+ a duplicate event)
 
@@ -30,6 +31,7 @@ from worker.stages.event_time import DEFAULT_MAX_FUTURE_SKEW_S, EventTime, resol
 from worker.stages.hashing import Hashes, hash_text, signature_from_hex
 from worker.stages.language import LanguageResult, detect_language
 from worker.stages.normalise import NormalisedText, normalise
+from worker.stages.passages import PassageIndex, PassageRecord, Passages, Syndication, passage_fingerprints
 from worker.stages.stories import (
     DEFAULT_RETENTION_S as DEFAULT_STORY_RETENTION_S,
 )
@@ -71,11 +73,12 @@ class _Job:
     """One article on its way through `analyse_batch`."""
 
     __slots__ = ("article", "arrival", "timings", "error", "text", "language", "hashes",
-                 "entities", "event_time", "features")
+                 "entities", "event_time", "features", "passages")
     # Set by the stages, in this order (a stage runs only once the ones before it succeeded).
     text: NormalisedText
     language: LanguageResult
     hashes: Hashes
+    passages: Passages
     entities: list[Entity]
     event_time: EventTime
     features: dict[str, float]
@@ -130,6 +133,10 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
     def hashing_step(job: _Job) -> None:
         job.hashes = hash_text(job.text.body, job.language.code, num_perm)
 
+    def passages_step(job: _Job) -> None:
+        # Sentence fingerprints, here and not in the funnel, which only looks them up.
+        job.passages = passage_fingerprints(job.text.body)
+
     def entities_step(job: _Job) -> None:
         job.entities = tag_entities(job.text.body, job.language.code)
 
@@ -146,13 +153,15 @@ def analyse_batch(articles: Sequence[Article], num_perm: int,
             job.error = StageError("normalise", ValueError("body is empty after removing boilerplate"))
     stage("language", language_step)
     stage("hashing", hashing_step)
+    stage("passages", passages_step)
     stage("entities", entities_step)
     for job in jobs:
         if job.error is None:
             try:
                 job.event_time = resolve_event_time(job.article.published_at, job.article.ingested_at,
                                                     time.time() if job.arrival is None else job.arrival,
-                                                    max_future_skew_s)
+                                                    max_future_skew_s, url=job.article.url,
+                                                    text=job.text.body)
             except Exception as exc:  # noqa: BLE001 - this article only
                 job.error = exc
     stage("stories", stories_step)
@@ -183,6 +192,8 @@ def _analysed(job: _Job) -> AnalysedArticle:
         event_time=records.EventTime(**event_time.to_dict()),
         story_features=job.features,
         timings_ms=job.timings,
+        passages=records.Passages(list(job.passages.fingerprints), list(job.passages.sentences),
+                                  list(job.passages.quoted), job.passages.total),
     )
 
 
@@ -192,6 +203,7 @@ class Decided:
     story: StoryAssignment
     redelivery: bool  # the id was decided before: this is the first answer again
     record: bytes  # the table value to persist for this article (empty for a redelivery)
+    syndication: Syndication | None = None  # shared passages (None: the article carried no passages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +234,10 @@ class ArticleIndex:
                                              max_articles=max_articles)
         self._new_stories = lambda: StoryIndex(retention_s=min(story_retention_s, retention_s),
                                                max_records=max_articles)
+        self._new_passages = lambda: PassageIndex(retention_s=retention_s, max_articles=max_articles)
         self.dedup = self._new_dedup()
         self.stories = self._new_stories()
+        self.passages = self._new_passages()
         self._last_arrival = float("-inf")
 
     def __len__(self) -> int:
@@ -240,21 +254,31 @@ class ArticleIndex:
         known_dedup = self.dedup.get(analysed.id)
         known = self.stories.get(analysed.id)
         if known_dedup is not None and known is not None:
-            return Decided(known_dedup.verdict, known.assignment, True, b"")
+            known_passages = self.passages.get(analysed.id)
+            return Decided(known_dedup.verdict, known.assignment, True, b"",
+                           None if known_passages is None else known_passages.result)
         arrival = self._arrival(now)
         decision = self.dedup.decide(analysed.id, analysed.hashes.content_hash,
                                      signature_from_hex(minhash.signature_hex), minhash.shingles,
                                      event_time, arrival)
         story = self.stories.assign_features(analysed.id, analysed.story_features, event_time, arrival)
-        return Decided(decision.verdict, story, decision.redelivery, self._record(analysed.id))
+        syndication = None
+        if analysed.passages is not None:
+            p = analysed.passages
+            syndication = self.passages.decide(
+                analysed.id, Passages(tuple(p.fingerprints), tuple(p.sentences), tuple(p.quoted), p.total),
+                arrival, event_time)
+        return Decided(decision.verdict, story, decision.redelivery, self._record(analysed.id), syndication)
 
     def _record(self, article_id: str) -> bytes:
         """The table value for this id: what is left of it in either index (b"" if nothing)."""
         dedup, story = self.dedup.get(article_id), self.stories.get(article_id)
-        if dedup is None and story is None:
+        passages = self.passages.get(article_id)
+        if dedup is None and story is None and passages is None:
             return b""
         return records.encode_table_record(None if dedup is None else dedup.to_dict(),
-                                           None if story is None else story.to_dict())
+                                           None if story is None else story.to_dict(),
+                                           None if passages is None else passages.to_dict())
 
     def rebuild(self, stored: Iterable[bytes], now: float | None = None) -> None:
         """Replace the index's content by the stored records, loaded in the order they were
@@ -263,10 +287,11 @@ class ArticleIndex:
         whole retention period after an upgrade."""
         now = time.time() if now is None else now
         self.dedup, self.stories, self._last_arrival = self._new_dedup(), self._new_stories(), float("-inf")
+        self.passages = self._new_passages()
         decoded = [records.decode_table_record(r) for r in stored if r]
 
         def order(record: records.TableRecord) -> tuple:
-            part = record.dedup or record.story or {}
+            part = record.dedup or record.story or record.passages or {}
             return ("a" in part, part.get("a", 0.0), part["t"], part["id"])
 
         for record in sorted(decoded, key=order):
@@ -274,7 +299,9 @@ class ArticleIndex:
                 self.dedup.load(IndexRecord.from_dict(record.dedup, default_arrival=now))
             if record.story:
                 self.stories.load(StoryRecord.from_dict(record.story, default_arrival=now))
-            part = record.dedup or record.story or {}
+            if record.passages:
+                self.passages.load(PassageRecord.from_dict(record.passages, default_arrival=now))
+            part = record.dedup or record.story or record.passages or {}
             self._last_arrival = max(self._last_arrival, float(part.get("a", now)))
 
     def evict_expired(self, now: float | None = None) -> IndexEviction:
@@ -284,8 +311,9 @@ class ArticleIndex:
         now = time.time() if now is None else now
         story_ids = self.stories.evict_expired(now)
         dedup = self.dedup.evict_expired(now)
+        passage_ids = self.passages.evict_expired(now)
         delete, rewrite = [], {}
-        for article_id in dict.fromkeys([*dedup.ids, *story_ids]):
+        for article_id in dict.fromkeys([*dedup.ids, *story_ids, *passage_ids]):
             record = self._record(article_id)
             if record:
                 rewrite[article_id] = record
@@ -313,14 +341,24 @@ def finish(analysed: AnalysedArticle, decided: Decided,
         content=a.content, language=a.language,
         hashes=a.hashes, entities=a.entities, event_time=a.event_time,
         timings_ms={**a.timings_ms, "dedup": round(dedup_ms, 3)},
-        dedup=verdict.to_dict(), story=decided.story.to_dict())
+        dedup=verdict.to_dict(), story=decided.story.to_dict(),
+        syndication=None if decided.syndication is None else decided.syndication.to_dict())
+    related = decided.syndication if decided.syndication and decided.syndication.relation else None
     if verdict.status == "unique":
-        return enriched, None
+        if related is None:
+            return enriched, None
+        # Not a near-duplicate of the whole text, but a reprint of passages: its own event.
+        return enriched, DuplicateEvent(
+            id=a.id, status=related.relation or "", duplicate_of=related.of, cluster_id=verdict.cluster_id,
+            similarity=round(max(related.share, related.share_of_other), 4), jaccard=0.0, containment=0.0,
+            merged_clusters=[], content_hash=a.hashes.content_hash, title=a.title, source=a.source,
+            detected_at=utc_now_iso(), syndication=related.to_dict())
     return enriched, DuplicateEvent(
         id=a.id, status=verdict.status, duplicate_of=verdict.duplicate_of, cluster_id=verdict.cluster_id,
         similarity=round(verdict.similarity, 4), jaccard=round(verdict.jaccard, 4),
         containment=round(verdict.containment, 4), merged_clusters=list(verdict.merged_clusters),
-        content_hash=a.hashes.content_hash, title=a.title, source=a.source, detected_at=utc_now_iso())
+        content_hash=a.hashes.content_hash, title=a.title, source=a.source, detected_at=utc_now_iso(),
+        syndication=None if related is None else related.to_dict())
 
 
 def enrich_offline(articles: Iterable[Article], index: ArticleIndex, num_perm: int,

@@ -61,8 +61,17 @@ class Entity(msgspec.Struct, frozen=True):
 class EventTime(msgspec.Struct, frozen=True):
     value: str | None
     epoch: float
-    source: str  # published | ingested | clamped
+    source: str  # published | ingested | clamped | url | dateline (stages/event_time.py)
     warning: str | None
+
+
+class Passages(msgspec.Struct, frozen=True):
+    """The body's sentence fingerprints (stages/passages.py): the funnel's input for syndication."""
+
+    fingerprints: list[int]  # 52-bit, distinct, in body order
+    sentences: list[int]  # the sentence index of each fingerprint in content.body
+    quoted: list[int]  # sentence indexes (among `sentences`) that are mostly quotation
+    total: int  # sentences in content.body, short ones included
 
 
 class AnalysedArticle(msgspec.Struct, kw_only=True):
@@ -88,6 +97,9 @@ class AnalysedArticle(msgspec.Struct, kw_only=True):
     # Where the id came from: sent | key | url | content (the last two: derived, stages/ids.py).
     id_source: str = "sent"
     body_format: str = "text"  # html: body and content were extracted from HTML (stages/extract.py)
+    # Sentence fingerprints for the passage index; absent in records of earlier versions (no
+    # syndication evidence for those articles).
+    passages: Passages | None = None
 
     @property
     def event_epoch(self) -> float:
@@ -121,12 +133,15 @@ class EnrichedArticle(msgspec.Struct, kw_only=True):
     story: dict[str, Any]  # stages.stories.StoryAssignment.to_dict()
     id_source: str = "sent"  # sent | key | url | content (AnalysedArticle.id_source)
     body_format: str = "text"  # text | html
+    # stages.passages.Syndication.to_dict(): shared passages with an earlier article (reprint_of /
+    # shares_passages_with) and why a relation was or was not drawn; None without passages.
+    syndication: dict[str, Any] | None = None
 
 
 class DuplicateEvent(msgspec.Struct, kw_only=True):
     schema_version: int = SCHEMA_VERSION
     id: str
-    status: str  # exact_duplicate | near_duplicate
+    status: str  # exact_duplicate | near_duplicate | reprint_of | shares_passages_with (syndication only)
     duplicate_of: str | None
     cluster_id: str | None
     similarity: float
@@ -137,6 +152,7 @@ class DuplicateEvent(msgspec.Struct, kw_only=True):
     title: str
     source: str
     detected_at: str
+    syndication: dict[str, Any] | None = None  # the article's passage relation, when one was drawn
 
 
 TABLE_RECORD_VERSION = 2  # 1: no "v" field and no arrival times (read as arriving at the rebuild)
@@ -149,6 +165,7 @@ class TableRecord(msgspec.Struct, omit_defaults=False):
     dedup: dict[str, Any] | None
     story: dict[str, Any] | None
     v: int = 1  # records written before versioning have no "v": they decode as version 1
+    passages: dict[str, Any] | None = None  # stages.passages.PassageRecord; absent in older records
 
 
 _encoder = msgspec.json.Encoder()
@@ -170,8 +187,9 @@ def decode_analysed(data: bytes) -> AnalysedArticle:
     return _analysed.decode(data)
 
 
-def encode_table_record(dedup: dict[str, Any] | None, story: dict[str, Any] | None) -> bytes:
-    return _encoder.encode(TableRecord(dedup, story, TABLE_RECORD_VERSION))
+def encode_table_record(dedup: dict[str, Any] | None, story: dict[str, Any] | None,
+                        passages: dict[str, Any] | None = None) -> bytes:
+    return _encoder.encode(TableRecord(dedup, story, TABLE_RECORD_VERSION, passages))
 
 
 def decode_table_record(data: bytes) -> TableRecord:

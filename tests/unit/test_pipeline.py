@@ -57,7 +57,8 @@ def test_enriched_message_carries_every_part():
     for part in ("language", "hashes", "dedup", "story", "entities", "content", "timings_ms"):
         assert part in message
     assert "story_features" not in message  # the funnel's input, not an output
-    assert set(message["timings_ms"]) == {"normalise", "language", "hashing", "entities", "stories", "dedup"}
+    assert set(message["timings_ms"]) == {"normalise", "language", "hashing", "passages", "entities", "stories",
+                                          "dedup"}
 
 
 def seed_articles() -> list:
@@ -78,7 +79,8 @@ def test_analyse_batch_gives_what_analyse_gives_one_by_one():
     batched = analyse_batch(articles, 126, [1_743_200_000.0] * len(articles))
     assert [without_timings(a) for a in batched] == [without_timings(a) for a in one_by_one]
     for analysed in batched:
-        assert set(analysed.timings_ms) == {"normalise", "language", "hashing", "entities", "stories"}
+        assert set(analysed.timings_ms) == {"normalise", "language", "hashing", "passages", "entities",
+                                               "stories"}
 
 
 def test_a_failing_article_does_not_stop_the_others_in_its_batch(monkeypatch):

@@ -27,6 +27,13 @@ arrival) + max_future_skew_s`:
 * `published_at` present but unparseable         -> ingestion time, source "ingested", warning;
 * `published_at` missing (None or blank)         -> ingestion time, source "ingested", warning.
 
+Where `published_at` is missing or unparseable, the page may still say when it was written
+(`page_date`): a date in the URL path (`/2020/09/16/`, `/2020-09-16/`, `/20200916/`), source
+"url", or else a dateline at the start of the text (`WASHINGTON, Sept. 16, 2020 (AP) —`,
+`LONDON, 16 September 2020 -`, `2020-09-16 —`), source "dateline". Either is a day (00:00 UTC),
+with a warning naming where it came from; one later than `limit` is not used (the ingestion time
+stands in, as before).
+
 A bad `ingested_at` adds its own note to the warning, whatever the source. The result is always
 finite and <= arrival + skew: nothing an input says moves a clock beyond the wall clock plus the
 skew.
@@ -168,7 +175,68 @@ def parse_timestamp(value: str | int | float | None) -> float | None:
         return None
 
 
-Source = Literal["published", "ingested", "clamped"]
+Source = Literal["published", "ingested", "clamped", "url", "dateline"]
+
+_MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                            "nov", "dec"))}
+_URL_DATE = re.compile(r"/((?:19|20)[0-9]{2})([/_-]?)([01][0-9])\2([0-3][0-9])(?=/|$|[._-])")
+_MONTH_NAME = (r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+               r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_DATELINE_MDY = re.compile(_MONTH_NAME + r"\s+([0-3]?[0-9]),?\s+((?:19|20)[0-9]{2})\b", re.IGNORECASE)
+_DATELINE_DMY = re.compile(r"\b([0-3]?[0-9])\s+" + _MONTH_NAME + r",?\s+((?:19|20)[0-9]{2})\b", re.IGNORECASE)
+_DATELINE_ISO = re.compile(r"\b((?:19|20)[0-9]{2})-([01][0-9])-([0-3][0-9])\b")
+_DATELINE_CHARS = 120  # a dateline opens the text: only its first characters are looked at
+_DATELINE_END = re.compile(r"\s[—–-]{1,2}\s|\(\w+\)")  # "WASHINGTON, Sept. 16, 2020 (AP) —"
+
+
+def _day(year: int, month: int, day: int) -> float | None:
+    try:
+        return _from_datetime(datetime(year, month, day, tzinfo=UTC))
+    except ValueError:
+        return None
+
+
+def url_date(url: object) -> float | None:
+    """00:00 UTC of a date in the URL's path (`/2020/09/16/`, `/2020-09-16/`, `/20200916/`), or None."""
+    if not isinstance(url, str) or not url:
+        return None
+    path = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "", url).split("?", 1)[0].split("#", 1)[0]
+    for m in _URL_DATE.finditer(path):
+        value = _day(int(m[1]), int(m[3]), int(m[4]))
+        if value is not None:
+            return value
+    return None
+
+
+def dateline_date(text: object) -> float | None:
+    """00:00 UTC of the date in a dateline opening the text, or None. The date must come before the
+    dateline's end (a dash or an agency in parentheses) within the first characters."""
+    if not isinstance(text, str) or not text:
+        return None
+    head = text.lstrip()[:_DATELINE_CHARS]
+    end = _DATELINE_END.search(head)
+    if end is None:
+        return None
+    head = head[:end.end()]
+    m = _DATELINE_MDY.search(head)
+    if m:
+        return _day(int(m[3]), _MONTHS[m[1][:3].lower()], int(m[2]))
+    m = _DATELINE_DMY.search(head)
+    if m:
+        return _day(int(m[3]), _MONTHS[m[2][:3].lower()], int(m[1]))
+    m = _DATELINE_ISO.search(head)
+    if m:
+        return _day(int(m[1]), int(m[2]), int(m[3]))
+    return None
+
+
+def page_date(url: object, text: object) -> tuple[float, Source] | None:
+    """The date the page itself carries: its URL path first, then a dateline."""
+    value = url_date(url)
+    if value is not None:
+        return value, "url"
+    value = dateline_date(text)
+    return None if value is None else (value, "dateline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +275,10 @@ def _missing(value: object) -> bool:
 
 
 def resolve_event_time(published_at: object, ingested_at: object, arrival: float,
-                       max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S) -> EventTime:
-    """The article's event time. `arrival` is the worker's wall clock when it took the message.
+                       max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S, *, url: object = None,
+                       text: object = None) -> EventTime:
+    """The article's event time. `arrival` is the worker's wall clock when it took the message;
+    `url` and `text` (the normalised body) may carry a date when `published_at` does not.
 
     Never raises for any `published_at` / `ingested_at`; raises ValueError only for a
     non-finite `arrival` or a negative or non-finite skew (a caller's bug, not an input's).
@@ -247,4 +317,9 @@ def resolve_event_time(published_at: object, ingested_at: object, arrival: float
                             f"ahead of ingestion; clamped")
         else:
             value, source = published, "published"
+    if source == "ingested":
+        found = page_date(url, text)
+        if found is not None and found[0] <= limit:
+            value, source = found
+            notes.insert(1, "date from the URL path" if source == "url" else "date from the dateline")
     return EventTime(value=value, source=source, warning="; ".join(notes) or None)
