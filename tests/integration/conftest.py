@@ -7,9 +7,10 @@ of its own (`pytest-cluster-<pid>`), so neither the session's single broker (the
 fixture, which stays the default) nor any other broker on the machine is touched. Stopped, and
 its folders removed, at the end of the session.
 
-It is always the local cluster, whatever KAFKA_TEST_BROKER says: the tests that use it kill and
-restart individual broker processes. Tests that use it are marked `cluster`
-(`pytest -m cluster` selects them, `-m "not cluster"` leaves them out).
+It is always the local cluster: the tests that use it kill and restart individual broker
+processes. Tests that use it are marked `cluster` (`pytest -m cluster` selects them,
+`-m "not cluster"` leaves them out). On the container path (KAFKA_TEST_BROKER=container, `make
+compose-test`) tests/conftest.py deselects them, by fixture, with the reason: `make test` runs them.
 """
 
 from __future__ import annotations
