@@ -272,7 +272,7 @@ def start(name: str = "default", port: int | None = None, *, sasl_users: list[Sa
         broker = LocalBroker.load(name)
     libs = fetch()
     broker.run_dir.mkdir(parents=True, exist_ok=True)
-    if not _formatted(broker) or not broker.port:
+    if not broker.voters and (not _formatted(broker) or not broker.port):  # a cluster node keeps its ports
         broker.port = port or free_port()
         broker.controller_port = free_port()
         broker.sasl_port = free_port() if sasl_users else 0
