@@ -193,7 +193,7 @@ def _analysed(job: _Job) -> AnalysedArticle:
         story_features=job.features,
         timings_ms=job.timings,
         passages=records.Passages(list(job.passages.fingerprints), list(job.passages.sentences),
-                                  list(job.passages.quoted), job.passages.total),
+                                  list(job.passages.quoted), job.passages.total, list(job.passages.paragraphs)),
     )
 
 
@@ -266,7 +266,8 @@ class ArticleIndex:
         if analysed.passages is not None:
             p = analysed.passages
             syndication = self.passages.decide(
-                analysed.id, Passages(tuple(p.fingerprints), tuple(p.sentences), tuple(p.quoted), p.total),
+                analysed.id, Passages(tuple(p.fingerprints), tuple(p.sentences), tuple(p.quoted), p.total,
+                                      tuple(p.paragraphs)),
                 arrival, event_time)
         return Decided(decision.verdict, story, decision.redelivery, self._record(analysed.id), syndication)
 

@@ -72,6 +72,7 @@ class Passages(msgspec.Struct, frozen=True):
     sentences: list[int]  # the sentence index of each fingerprint in content.body
     quoted: list[int]  # sentence indexes (among `sentences`) that are mostly quotation
     total: int  # sentences in content.body, short ones included
+    paragraphs: list[int] = msgspec.field(default_factory=list)  # the paragraph index of each fingerprint
 
 
 class AnalysedArticle(msgspec.Struct, kw_only=True):
