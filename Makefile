@@ -4,14 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration stop kafka-start kafka-stop bench quality clean compose-test integration-container
+.PHONY: run test unit integration stop kafka-start kafka-stop bench quality clean compose-test integration-container \
+        lint system-deps screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 # docker-compose (v1, from PyPI) validates docker-compose.yml in the tests where the compose
@@ -29,14 +30,14 @@ run: $(STAMP)
 	@bash scripts/run-demo.sh
 
 ## make test: install, fetch Kafka, run unit + integration tests against a real broker.
-test: $(STAMP) $(COMPOSE_VENV)/bin/docker-compose
+test: $(STAMP) $(COMPOSE_VENV)/bin/docker-compose system-deps
 	$(BIN)/ingest kafka fetch
 	$(BIN)/pytest -q tests/unit tests/integration
 
 unit: $(STAMP) $(COMPOSE_VENV)/bin/docker-compose
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) system-deps
 	$(BIN)/ingest kafka fetch
 	$(BIN)/pytest -q tests/integration
 
@@ -49,6 +50,20 @@ compose-test: $(STAMP)
 ## make integration-container: tests/integration against docker-compose.yml's kafka service.
 integration-container: $(STAMP)
 	KAFKA_TEST_BROKER=container $(BIN)/pytest -q tests/integration
+
+## make lint: ruff (worker, topics, bench, tests) and mypy (worker, topics), as CI runs them.
+lint: $(STAMP)
+	$(BIN)/ruff check worker topics bench tests
+	$(BIN)/mypy
+
+## chromium and kcat, which integration tests drive (Debian packages; see the script).
+system-deps:
+	@bash scripts/system-deps.sh
+
+## make screenshots: docs/status.png, the status page after the seeds (needs chromium).
+screenshots: $(STAMP) system-deps
+	$(BIN)/ingest kafka fetch
+	@bash scripts/status-screenshot.sh docs/status.png
 
 ## make stop: stop what `make run` started (worker, local broker or compose stack).
 stop:
