@@ -25,9 +25,10 @@ import orjson
 from bench import util
 from worker import pipeline, records
 
-STAGES = ("validate", "normalise", "language", "hashing", "entities", "stories", "serialise", "dedup", "finish")
-ANALYSE_SIDE = ("validate", "normalise", "language", "hashing", "entities", "stories", "analyse_overhead",
-                "serialise_analysed")
+STAGES = ("validate", "normalise", "language", "hashing", "passages", "entities", "stories", "serialise", "dedup",
+          "finish")
+ANALYSE_SIDE = ("validate", "normalise", "language", "hashing", "passages", "entities", "stories",
+                "analyse_overhead", "serialise_analysed")
 DEDUP_SIDE = ("deserialise_analysed", "dedup", "finish", "serialise_enriched", "changelog_record")
 
 
@@ -71,7 +72,7 @@ def run_path(raw: list[tuple[bytes, bytes]], num_perm: int = 126, batch: int | N
     ns = time.perf_counter_ns
     verdicts = []
     sizes = np.zeros((n, 4))
-    stages = ("normalise", "language", "hashing", "entities", "stories")
+    stages = ("normalise", "language", "hashing", "passages", "entities", "stories")
     for first in range(0, n, batch):
         block = range(first, min(first + batch, n))
         # --- the analyse agent ---

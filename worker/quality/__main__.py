@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from worker.quality import dupeval, enteval, langeval, replayeval, report, storyeval
+from worker.quality import dupeval, enteval, langeval, replayeval, report, storyeval, syndeval
 from worker.quality.data import DOCS
 
 
@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     er = enteval.evaluate()
     sr = storyeval.evaluate(with_scaling=not args.no_scaling)
     rr = replayeval.evaluate()
+    syn = syndeval.evaluate()
     pngs = report.plot_dedup(dr, args.out)
-    (args.out / "quality.md").write_text(report.render(lr, dr, er, sr, pngs, rr), encoding="utf-8")
+    (args.out / "quality.md").write_text(report.render(lr, dr, er, sr, pngs, rr, syn), encoding="utf-8")
     print(f"wrote {args.out / 'quality.md'} and {', '.join(pngs)} in {time.perf_counter() - start:.1f} s",
           file=sys.stderr)
     return 0

@@ -20,9 +20,11 @@ of the LSH bands. For each candidate B of an article A the shared passages are s
 * common   — shared by A with `COMMON_ARTICLES` (2) other articles that look *unrelated* to A
              (what each shares with A is one paragraph on both sides and less than
              `ONE_BLOCK_SHARE` of both texts, or fewer than `many` passages and less than
-             `min_share` of both), or a full posting (`max_postings` articles: boilerplate). That
-             is the passage's document frequency among articles that are not copies of each other:
-             an official statement or a hurricane advisory that independent articles carry;
+             `min_share` of both); or carried by articles of `COMMON_CLUSTERS` (3) syndication
+             clusters (an article related to an earlier one joins its cluster); or a full posting
+             (`max_postings` articles: boilerplate). That is the passage's document frequency
+             among articles that are not copies of each other: an official statement or a
+             hurricane advisory that independent articles carry;
 * plain    — the rest.
 
 Quoted and common passages count as evidence only beside at least one plain passage: a copy
@@ -66,15 +68,16 @@ DEFAULT_MIN_SHARE = 0.3
 DEFAULT_MANY = 5
 DEFAULT_MAX_POSTINGS = 32
 COMMON_ARTICLES = 2  # unrelated articles sharing a passage with this one make it common
+COMMON_CLUSTERS = 3  # ... and so do the articles of this many syndication clusters carrying it
 ONE_BLOCK_SHARE = 0.75  # one shared paragraph draws a relation only when it is most of one text
 MAX_RELATED_SENTENCES = 64  # the indexes listed in the output (the counts are always complete)
 
 Relation = Literal["reprint_of", "shares_passages_with"]
 
 # A sentence ends at . ! ? … followed by a space (after any closing marks) and not by a lower-case
-# letter or a digit ("4:45 a.m. with", "No. 3"), or at a full-width stop directly; paragraphs always
-# end one.
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’»)\]]))\s+(?![a-z0-9])"
+# letter, a digit or a parenthesis ("4:45 a.m. with", "No. 3", "Ala. (AP)"), or at a full-width
+# stop directly; paragraphs always end one.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’»)\]]))\s+(?![a-z0-9(])"
                            r"|(?<=[。！？])(?![」』”’)])\s*|(?<=[。！？][」』”’)])\s*")
 _WORD = re.compile(r"\w+")
 # A wire dateline opening the text ("GULF SHORES, Ala. (AP) — ", "LONDON (Reuters) - "): copies drop
@@ -298,7 +301,10 @@ class PassageIndex:
         common: set[int] = set()
         for pos, fp in enumerate(passages.fingerprints):
             posting = self._postings.get(fp, ())
-            if self._df.get(fp, 0) >= self.max_postings:  # boilerplate: a full posting
+            # Boilerplate (a full posting), or carried by articles of COMMON_CLUSTERS clusters
+            # that are not related to each other (a statement, an advisory).
+            if self._df.get(fp, 0) >= self.max_postings or \
+                    len({self._cluster[o] for o in posting}) >= COMMON_CLUSTERS:
                 common.add(pos)
             for other in posting:
                 if other != article_id:
