@@ -239,3 +239,80 @@ def test_validate_rejects_booleans_and_structures(name, moment):
     with pytest.raises(InvalidArticle) as info:
         parse_article(b"a1", _raw(**{name: moment}), 1 << 20)
     assert info.value.reason == "wrong_type"
+
+
+# --------------------------------------------------------------------------- #
+# The date the page carries (issue 25): URL path, then a dateline             #
+# --------------------------------------------------------------------------- #
+
+SALLY = datetime(2020, 9, 16, tzinfo=UTC).timestamp()
+MICHAEL = datetime(2018, 10, 10, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("https://www.example.com/2020/09/16/hurricane-sally-landfall.html", SALLY),
+    ("https://www.example.com/news/2018-10-10/michael", MICHAEL),
+    ("https://www.example.com/a/20181010/michael", MICHAEL),
+    ("https://www.example.com/2018/10/10", MICHAEL),
+    ("https://www.example.com/2020/13/40/not-a-date", None),
+    ("https://www.example.com/story/12345678", None),
+    ("https://www.example.com/search?d=2020/09/16/", None),  # the query is not the path
+    ("https://2020.example.com/news/", None),
+    ("", None), (None, None), (42, None),
+])
+def test_url_date(url, expected):
+    from worker.stages.event_time import url_date
+    assert url_date(url) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("GULF SHORES, Ala., Sept. 16, 2020 (AP) — Hurricane Sally slammed ashore", SALLY),
+    ("WASHINGTON, September 16, 2020 (AP) — The Senate voted", SALLY),
+    ("LONDON, 10 October 2018 - Hurricane Michael", MICHAEL),
+    ("MEXICO BEACH, Fla. 2018-10-10 — Michael", MICHAEL),
+    ("The storm hit on Sept. 16, 2020 in the afternoon, officials said on Thursday.", None),  # not a dateline
+    ("GULF SHORES, Ala. (AP) — Hurricane Sally hit on Sept. 16, 2020.", None),  # the date is after it
+    ("LONDON, 31 February 2020 - nothing", None),
+    ("", None), (None, None),
+])
+def test_dateline_date(text, expected):
+    from worker.stages.event_time import dateline_date
+    assert dateline_date(text) == expected
+
+
+def test_a_missing_published_at_takes_the_url_date_then_the_dateline():
+    arrival = T
+    by_url = resolve_event_time(None, None, arrival, url="https://x.example/2020/09/16/sally",
+                                text="MIAMI, Oct. 10, 2018 (AP) — Michael")
+    assert (by_url.value, by_url.source) == (SALLY, "url")
+    assert by_url.warning == "no published_at; date from the URL path"
+    by_dateline = resolve_event_time("garbage", None, arrival, url="https://x.example/news/michael",
+                                     text="MIAMI, Oct. 10, 2018 (AP) — Michael")
+    assert (by_dateline.value, by_dateline.source) == (MICHAEL, "dateline")
+    assert by_dateline.warning == "unparseable published_at: 'garbage'; date from the dateline"
+    nothing = resolve_event_time(None, None, arrival, url="https://x.example/news/michael", text="No date here.")
+    assert (nothing.value, nothing.source) == (arrival, "ingested")
+
+
+def test_a_published_at_wins_and_a_future_page_date_is_not_used():
+    published = resolve_event_time("2025-03-28T10:15:00Z", None, T, url="https://x.example/2020/09/16/a")
+    assert (published.value, published.source) == (T, "published")
+    future = resolve_event_time(None, None, SALLY, url="https://x.example/2030/01/01/a")
+    assert (future.value, future.source) == (SALLY, "ingested")
+
+
+def test_two_hurricanes_two_years_apart_keep_their_own_dates_through_analyse():
+    import orjson
+
+    from worker.pipeline import analyse
+    from worker.stages.validate import parse_article
+
+    def article(article_id: str, url: str):
+        raw = {"id": article_id, "title": "Hurricane makes landfall", "url": url, "source": "t",
+               "body": "The hurricane made landfall on the coast with winds of more than 100 mph on Wednesday."}
+        return analyse(parse_article(article_id.encode(), orjson.dumps(raw), 1 << 20), 126, T)
+
+    sally = article("a", "https://www.example.com/2020/09/16/hurricane-landfall.html")
+    michael = article("b", "https://www.example.com/2018/10/10/hurricane-landfall.html")
+    assert (sally.event_time.epoch, sally.event_time.source) == (SALLY, "url")
+    assert (michael.event_time.epoch, michael.event_time.source) == (MICHAEL, "url")
