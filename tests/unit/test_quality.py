@@ -11,7 +11,7 @@ import collections
 
 import pytest
 
-from worker.quality import dupeval, enteval, langeval, report, storyeval
+from worker.quality import dupeval, enteval, langeval, report, storyeval, syndeval, syndgen
 from worker.quality.data import articles, entity_passages, language_texts
 from worker.quality.dupgen import DEFAULT_SEED, NEGATIVE_KINDS, POSITIVE_KINDS, UNSPACED, generate_pairs
 
@@ -38,6 +38,11 @@ def ents() -> enteval.EntityReport:
 @pytest.fixture(scope="module")
 def story() -> storyeval.StoryReport:
     return storyeval.evaluate(with_scaling=False)
+
+
+@pytest.fixture(scope="module")
+def synd() -> syndeval.SyndicationReport:
+    return syndeval.evaluate()
 
 
 def _listing(rs: list[langeval.TextResult]) -> str:
@@ -201,9 +206,54 @@ def test_story_clusters_do_not_regress(story: storyeval.StoryReport) -> None:
     assert xp >= 0.95 and xr >= 0.85, (xp, xr)
 
 
-def test_report_renders(lang, dedup, ents, story) -> None:
-    text = report.render(lang, dedup, ents, story, ["dedup_threshold.png", "dedup_jaccard.png"])
+def test_report_renders(lang, dedup, ents, story, synd) -> None:
+    text = report.render(lang, dedup, ents, story, ["dedup_threshold.png", "dedup_jaccard.png"], syn=synd)
     assert text.startswith("# Enrichment quality")
     for heading in ("## Summary", "## Language identification", "## Near-duplicates", "## Entities",
-                    "## Story clusters"):
+                    "## Story clusters", "## Syndication: shared passages"):
         assert heading in text
+
+
+# --------------------------------------------------------------------------- #
+# Syndication: reprints by shared passages (issue 25)                         #
+# --------------------------------------------------------------------------- #
+
+
+def test_syndication_set_shape() -> None:
+    docs = syndgen.generate()
+    assert docs == syndgen.generate(syndgen.DEFAULT_SEED) and docs != syndgen.generate(syndgen.DEFAULT_SEED + 1)
+    wires = {d.group for d in docs if d.kind == "original"}
+    assert len(wires) >= 10
+    assert {d.kind for d in docs} == {"original", "independent", *syndgen.COPY_KINDS}
+    independent = [d for d in docs if d.kind == "independent"]
+    assert len(independent) >= 20
+    # Hard negatives: independent coverage of each event, and statements (quoted) and advisories (not
+    # quoted) carried word for word by independent articles and by the wire copies.
+    assert {d.event for d in independent} == {d.event for d in docs if d.kind == "original"}
+    statements = syndgen._statements()
+    carried = {s for d in independent for s in d.statements}
+    assert {statements[s]["quoted"] for s in carried} == {True, False} and len(carried) >= 8
+
+
+def _copies(rs: list[syndeval.CopyResult]) -> str:
+    return "; ".join(f"{r.doc.id} (order {r.order}, C {r.containment:.2f}, {r.shared} shared, {r.reason})"
+                     for r in rs if not r.found)
+
+
+def test_reprints_contained_at_least_0_6_are_found(synd: syndeval.SyndicationReport) -> None:
+    rs = synd.by_containment(0.6, 1.01)
+    assert len(rs) >= 200
+    assert synd.recall(rs) >= syndeval.BAR_RECALL_CONTAINED, _copies(rs)
+
+
+def test_reprints_sharing_two_sentences_are_found(synd: syndeval.SyndicationReport) -> None:
+    rs = [r for r in synd.copies if r.shared >= 2]
+    assert synd.recall(rs) >= syndeval.BAR_RECALL_SHARED, _copies(rs)
+
+
+def test_reprint_relation_is_precise_and_quotes_are_not_reprints(synd: syndeval.SyndicationReport) -> None:
+    errors = "; ".join(f"{e.doc.id} -> {e.of.id} ({e.relation}, order {e.order})" for e in synd.errors())
+    assert synd.precision() >= syndeval.BAR_PRECISION, errors
+    # The set has pairs the rules must set aside: non-reprints that share 2 sentences or more.
+    assert synd.non_reprint_pairs_sharing_2 >= 20
+    assert synd.reasons["quoted_passages_ignored"] and synd.reasons["common_passages_ignored"]
