@@ -189,7 +189,7 @@ def test_retention_and_budget_evict_and_clean_the_postings():
         idx.decide(f"a{i}", passages(" ".join(LONG[i * 3:i * 3 + 3])), float(i))
     assert idx.evict_expired(2.0) == ["a0"]  # over the budget: the oldest arrival leaves
     assert idx.evict_expired(12.5) == ["a1", "a2"]  # past the retention since arrival
-    assert len(idx) == 0 and not idx._postings and not idx._df
+    assert len(idx) == 0 and not idx._postings and not idx._overflow
     assert idx.decide("again", passages(" ".join(LONG[:3])), 13.0).reason == "no_shared_passages"
 
 
@@ -198,7 +198,8 @@ def test_postings_are_bounded_and_a_full_posting_is_boilerplate():
     furniture = "This material may not be published, broadcast, rewritten or redistributed without permission."
     for i in range(6):
         idx.decide(f"a{i}", passages(LONG[i] + " " + LONG[i + 6] + "\n\n" + furniture), float(i))
-    assert all(len(p) <= 4 for p in idx._postings.values())
+    assert all(isinstance(p, str) or len(p) <= 4 for p in idx._postings.values())
+    assert sum(idx._overflow.values()) == 2
     result = idx.decide("new", passages(STATEMENT[1] + "\n\n" + furniture + "\n\n" + STATEMENT[0]), 10.0)
     assert result.relation is None and result.common_ignored == 1
 

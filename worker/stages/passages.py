@@ -44,7 +44,7 @@ small_share) and which passages (A's sentence indexes and B's).
 
 Bounded like the dedup index: an article leaves `retention_s` after it arrived, or earlier when
 more than `max_articles` are indexed (oldest arrivals first); postings keep at most
-`max_postings` ids (a document-frequency count goes on beyond that). The index is rebuilt from
+`max_postings` ids (a count of those beyond goes on). The index is rebuilt from
 each article's `PassageRecord.to_dict()` (the table record's `passages` part), loaded in arrival
 order; the stored result answers a redelivery.
 """
@@ -268,8 +268,10 @@ class PassageIndex:
         self.many = many
         self.max_postings = max_postings
         self._records: dict[str, PassageRecord] = {}
-        self._postings: dict[int, list[str]] = {}
-        self._df: dict[int, int] = {}  # articles holding the fingerprint (may exceed max_postings)
+        # fingerprint -> the id holding it (most sentences are in one article: no list for those),
+        # or the list of ids (at most max_postings)
+        self._postings: dict[int, str | list[str]] = {}
+        self._overflow: dict[int, int] = {}  # articles beyond a full posting (document frequency)
         # Syndication clusters: an article related to an earlier one joins that one's cluster.
         self._cluster: dict[str, str] = {}
         self._expiry: list[tuple[float, str]] = []
@@ -300,11 +302,12 @@ class PassageIndex:
         candidates: dict[str, list[int]] = {}  # candidate -> positions (in `passages`) it shares
         common: set[int] = set()
         for pos, fp in enumerate(passages.fingerprints):
-            posting = self._postings.get(fp, ())
+            held = self._postings.get(fp, ())
+            posting = (held,) if isinstance(held, str) else held
             # Boilerplate (a full posting), or carried by articles of COMMON_CLUSTERS clusters
             # that are not related to each other (a statement, an advisory).
-            if self._df.get(fp, 0) >= self.max_postings or \
-                    len({self._cluster[o] for o in posting}) >= COMMON_CLUSTERS:
+            if len(posting) >= self.max_postings or (
+                    len(posting) >= COMMON_CLUSTERS and len({self._cluster[o] for o in posting}) >= COMMON_CLUSTERS):
                 common.add(pos)
             for other in posting:
                 if other != article_id:
@@ -394,27 +397,37 @@ class PassageIndex:
         self._records[record.article_id] = record
         of = record.result.of
         self._cluster[record.article_id] = self._cluster.get(of, of) if of else record.article_id
+        postings, article_id = self._postings, record.article_id
         for fp in record.fingerprints.tolist():
-            df = self._df.get(fp, 0) + 1
-            self._df[fp] = df
-            posting = self._postings.setdefault(fp, [])
-            if len(posting) < self.max_postings:
-                posting.append(record.article_id)
+            held = postings.get(fp)
+            if held is None:
+                postings[fp] = article_id
+            elif isinstance(held, str):
+                postings[fp] = [held, article_id]
+            elif len(held) < self.max_postings:
+                held.append(article_id)
+            else:
+                self._overflow[fp] = self._overflow.get(fp, 0) + 1
         heapq.heappush(self._expiry, (record.arrival, record.article_id))
 
     def _remove(self, article_id: str) -> None:
         record = self._records.pop(article_id)
         self._cluster.pop(article_id, None)
         for fp in record.fingerprints.tolist():
-            df = self._df.get(fp, 0) - 1
-            posting = self._postings.get(fp)
-            if posting is not None and article_id in posting:
-                posting.remove(article_id)
-            if df <= 0:
-                self._df.pop(fp, None)
-                self._postings.pop(fp, None)
-            else:
-                self._df[fp] = df
+            held = self._postings.get(fp)
+            if held is None:
+                continue
+            if isinstance(held, str):
+                if held == article_id:
+                    del self._postings[fp]
+            elif article_id in held:
+                held.remove(article_id)
+                if len(held) == 1 and not self._overflow.get(fp):
+                    self._postings[fp] = held[0]
+            elif self._overflow.get(fp):  # it was one of those beyond the full posting
+                self._overflow[fp] -= 1
+                if not self._overflow[fp]:
+                    del self._overflow[fp]
 
     def evict_expired(self, now: float) -> list[str]:
         """The ids that left: arrived more than `retention_s` ago, or the oldest beyond the budget."""
