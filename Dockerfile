@@ -7,16 +7,19 @@
 # Build with `docker build --network host -t news-ingest-worker:latest .` (or `make compose-test`).
 
 FROM python:3.11-slim AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# The OS bundle (which, in the offline stand-in, is the host's, corporate CAs included).
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY worker ./worker
 COPY topics ./topics
-# Every dependency as a wheel (sdists such as langdetect are built here), then installed from
-# those wheels only, into a virtualenv the final stage copies whole.
-RUN pip wheel --wheel-dir /wheels . \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --find-links /wheels /wheels/*.whl \
+# A current pip in the venv (the base's may predate the normalised extra names some dependencies
+# use, e.g. lxml[html_clean]); every dependency as a wheel (sdists such as langdetect are built
+# here), then installed from those wheels only; pip itself is not kept.
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install -q --upgrade pip \
+ && /opt/venv/bin/pip wheel -q --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install -q --no-index --find-links /wheels /wheels/*.whl \
  && /opt/venv/bin/pip uninstall -y -q pip setuptools wheel
 
 FROM python:3.11-slim
