@@ -230,18 +230,21 @@ def worker(ctx: click.Context, loglevel: str | None) -> None:
 @click.option("--lang", default=None, help="Only articles in this language code")
 @click.option("--status", "dedup_status", type=click.Choice(["unique", "exact_duplicate", "near_duplicate"]),
               default=None, help="Only articles with this dedup status")
+@click.option("--syndication", type=click.Choice(["reprint_of", "shares_passages_with"]), default=None,
+              help="Only articles with this passage relation to an earlier one")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl", show_default=True)
 @click.option("--max", "max_messages", type=int, default=0, help="Stop after N messages (0 = no limit)")
 @click.option("--timeout", type=float, default=0.0, help="With --follow: stop after N idle seconds")
 def consume(topic: str, from_beginning: bool, follow: bool, lang: str | None, dedup_status: str | None,
-            fmt: str, max_messages: int, timeout: float) -> None:
+            syndication: str | None, fmt: str, max_messages: int, timeout: float) -> None:
     """Read enriched articles (or any output topic) for downstream use."""
     from worker.io.consumer import run_consumer
 
     settings = get_settings()
     try:
         run_against_kafka(settings, run_consumer(settings, topic, from_beginning=from_beginning, follow=follow,
-                                                 lang=lang, dedup_status=dedup_status, fmt=fmt,
+                                                 lang=lang, dedup_status=dedup_status, syndication=syndication,
+                                                 fmt=fmt,
                                                  max_messages=max_messages, idle_timeout=timeout))
     except KeyboardInterrupt:
         pass  # Ctrl-C: the consumer has no group and no offsets to commit; just stop

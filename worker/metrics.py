@@ -22,8 +22,9 @@ STORY_EVICTIONS = Counter("ingest_story_evictions_total",
                           "arrival, or the budget)",
                           registry=REGISTRY)
 EVENT_TIMES = Counter("ingest_event_time_total",
-                      "Analysed articles by where their event time came from: published, ingested (published_at "
-                      "missing or unparseable) or clamped (more than MAX_FUTURE_SKEW ahead)", ["source"],
+                      "Analysed articles by where their event time came from: published, url or dateline (the "
+                      "page's own date when published_at is missing), ingested (none of those) or clamped "
+                      "(more than MAX_FUTURE_SKEW ahead)", ["source"],
                       registry=REGISTRY)
 STAGE_SECONDS = Histogram("ingest_stage_seconds", "Time per article per stage", ["stage"], registry=REGISTRY,
                           buckets=(1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5))

@@ -31,14 +31,18 @@ def render(message: dict[str, Any], fmt: str) -> str:
     return orjson.dumps(message, option=orjson.OPT_INDENT_2).decode()
 
 
-def wanted(message: dict[str, Any], lang: str | None, dedup_status: str | None) -> bool:
+def wanted(message: dict[str, Any], lang: str | None, dedup_status: str | None,
+           syndication: str | None = None) -> bool:
     if lang and message.get("language", {}).get("code") != lang:
+        return False
+    if syndication and (message.get("syndication") or {}).get("relation") != syndication:
         return False
     return not (dedup_status and message.get("dedup", {}).get("status") != dedup_status)
 
 
 async def run_consumer(settings: Settings, topic: str, *, from_beginning: bool = False, follow: bool = False,
-                       lang: str | None = None, dedup_status: str | None = None, fmt: str = "jsonl",
+                       lang: str | None = None, dedup_status: str | None = None,
+                       syndication: str | None = None, fmt: str = "jsonl",
                        max_messages: int = 0, idle_timeout: float = 0.0, out=sys.stdout) -> int:
     name = settings.topics().full_name(topic)
     isolation = "read_committed" if settings.processing_guarantee == "exactly_once" else "read_uncommitted"
@@ -70,7 +74,7 @@ async def run_consumer(settings: Settings, topic: str, *, from_beginning: bool =
                         message = orjson.loads(record.value) if record.value is not None else None
                     except orjson.JSONDecodeError:
                         continue
-                    if message is None or not wanted(message, lang, dedup_status):
+                    if message is None or not wanted(message, lang, dedup_status, syndication):
                         continue
                     print(render(message, fmt), file=out, flush=True)
                     printed += 1
