@@ -55,3 +55,14 @@ def test_the_provisioning_points_grafana_at_prometheus_and_the_dashboard_folder(
     assert source["datasources"][0]["url"] == "http://prometheus:9090"
     provider = yaml.safe_load((base / "grafana/provisioning/dashboards/news-ingest.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_compose_profile_monitoring_mounts_the_provisioning_and_the_dashboard():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = {name: s for name, s in compose["services"].items() if "monitoring" in s.get("profiles", [])}
+    assert set(services) == {"prometheus", "grafana"}
+    for service in services.values():
+        for volume in service["volumes"]:
+            source = volume.split(":")[0]
+            assert (ROOT / source).exists(), volume
+    assert "./docs/grafana:/var/lib/grafana/dashboards:ro" in services["grafana"]["volumes"]
