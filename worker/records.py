@@ -75,8 +75,8 @@ class Passages(msgspec.Struct, frozen=True):
     paragraphs: list[int] = msgspec.field(default_factory=list)  # the paragraph index of each fingerprint
 
 
-class AnalysedArticle(msgspec.Struct, kw_only=True):
-    """An article after normalise → language → hashing → entities → event time → story features."""
+class ArticleParts(msgspec.Struct, kw_only=True):
+    """What the analysed article and the enriched message both carry: the input and its analysis."""
 
     schema_version: int = SCHEMA_VERSION
     id: str
@@ -93,11 +93,16 @@ class AnalysedArticle(msgspec.Struct, kw_only=True):
     entities: list[Entity]
     # Schema 1 (before event_time was an object) carried the bare epoch: still read at upgrade.
     event_time: EventTime | float
-    story_features: dict[str, float]  # the funnel's input for story clustering (stages/stories/)
-    timings_ms: dict[str, float]
+    timings_ms: dict[str, float]  # per stage
     # Where the id came from: sent | key | url | content (the last two: derived, stages/ids.py).
     id_source: str = "sent"
     body_format: str = "text"  # html: body and content were extracted from HTML (stages/extract.py)
+
+
+class AnalysedArticle(ArticleParts, kw_only=True):
+    """An article after normalise → language → hashing → entities → event time → story features."""
+
+    story_features: dict[str, float]  # the funnel's input for story clustering (stages/stories/)
     # Sentence fingerprints for the passage index; absent in records of earlier versions (no
     # syndication evidence for those articles).
     passages: Passages | None = None
@@ -114,26 +119,11 @@ class FunnelBatch(msgspec.Struct):
     articles: list[AnalysedArticle]
 
 
-class EnrichedArticle(msgspec.Struct, kw_only=True):
-    schema_version: int = SCHEMA_VERSION
-    id: str
-    title: str
-    body: str
-    source: str
-    url: str
-    published_at: str | int | float | None
-    ingested_at: str | int | float | None
-    metadata: dict[str, Any]
-    content: Content
-    language: Language
-    hashes: Hashes
-    entities: list[Entity]
-    event_time: EventTime | float
-    timings_ms: dict[str, float]
+class EnrichedArticle(ArticleParts, kw_only=True):
+    """The articles.enriched message: the analysed article's parts, its verdict and its story."""
+
     dedup: dict[str, Any]  # stages.dedup.Verdict.to_dict()
     story: dict[str, Any]  # stages.stories.StoryAssignment.to_dict()
-    id_source: str = "sent"  # sent | key | url | content (AnalysedArticle.id_source)
-    body_format: str = "text"  # text | html
     # stages.passages.Syndication.to_dict(): shared passages with an earlier article (reprint_of /
     # shares_passages_with) and why a relation was or was not drawn; None without passages.
     syndication: dict[str, Any] | None = None
