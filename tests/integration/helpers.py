@@ -112,6 +112,25 @@ def start_worker(bootstrap: str, names, tmp_path: Path, label: str = "w1", **ext
     return worker
 
 
+def start_with_seeds(bootstrap: str, names, tmp_path: Path):
+    """Topics, one worker, and seeds/ enriched: (settings, worker, the seeder's summary).
+    The caller stops the worker."""
+    from worker.io.seeder import run_seeder
+    from worker.kafka.admin import create_topics
+
+    settings = settings_for(bootstrap, names)
+    asyncio.run(create_topics(settings))
+    worker = start_worker(bootstrap, names, tmp_path)
+    try:
+        seeded = asyncio.run(run_seeder([PROJECT_ROOT / "seeds"], settings, progress=False))
+        asyncio.run(consume_until(bootstrap, names.topic(topics.ENRICHED.base_name), 5,
+                                  keys={i.encode() for i in seeded.ids}, timeout=90))
+    except BaseException:
+        worker.stop()
+        raise
+    return settings, worker, seeded
+
+
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import topics
-from worker.io.seeder import run_seeder
-from worker.kafka.admin import create_topics
-
-from .helpers import consume_until, settings_for, start_worker
+from .helpers import start_with_seeds
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_confluent_kafka_example_consumer_reads_enriched(kafka, names, tmp_path):
-    settings = settings_for(kafka.bootstrap_servers, names)
-    asyncio.run(create_topics(settings))
-    worker = start_worker(kafka.bootstrap_servers, names, tmp_path)
-    try:
-        seeded = asyncio.run(run_seeder([ROOT / "seeds"], settings, progress=False))
-        asyncio.run(consume_until(kafka.bootstrap_servers, names.topic(topics.ENRICHED.base_name), 5,
-                                  keys={i.encode() for i in seeded.ids}, timeout=90))
-    finally:
-        worker.stop()
+    _, worker, seeded = start_with_seeds(kafka.bootstrap_servers, names, tmp_path)
+    worker.stop()
     result = subprocess.run([sys.executable, str(ROOT / "examples/confluent_consumer.py"), "--bootstrap",
                              kafka.bootstrap_servers, "--topic", names.topic("articles.enriched")],
                             capture_output=True, text=True, timeout=90)

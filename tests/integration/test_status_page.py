@@ -16,9 +16,8 @@ import pytest
 
 import topics
 from worker.io.seeder import run_seeder
-from worker.kafka.admin import create_topics
 
-from .helpers import consume_until, produce, settings_for, start_worker, wait_for
+from .helpers import produce, start_with_seeds, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +46,8 @@ def status(port: int) -> dict:
 
 
 def test_status_page_shows_counts_story_duplicate_pair_and_escapes_titles(kafka, names, tmp_path):
-    settings = settings_for(kafka.bootstrap_servers, names)
-    asyncio.run(create_topics(settings))
-    worker = start_worker(kafka.bootstrap_servers, names, tmp_path)
+    settings, worker, seeded = start_with_seeds(kafka.bootstrap_servers, names, tmp_path)
     try:
-        seeded = asyncio.run(run_seeder([ROOT / "seeds"], settings, progress=False))
-        asyncio.run(consume_until(kafka.bootstrap_servers, names.topic(topics.ENRICHED.base_name), 5,
-                                  keys={i.encode() for i in seeded.ids}, timeout=90))
         # a copy of the seed that is a story of its own (the other four are one story)
         copy = asyncio.run(run_seeder(sorted((ROOT / "seeds").glob("003_*")), settings, new_ids=True,
                                       progress=False))
