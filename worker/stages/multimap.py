@@ -1,6 +1,6 @@
-"""A numpy multimap of uint64 keys to uint64 refs, for bulk inserts and batched lookups, that
-grows in steps small enough for an event loop. The dedup index keeps its LSH bucket entries in
-it; it knows nothing of LSH or articles."""
+"""A numpy multimap of uint64 (or uint32) keys to uint64 (or uint32) refs, for bulk inserts and
+batched lookups, that grows in steps small enough for an event loop. The dedup index keeps its
+LSH bucket entries and its content-hash index in it; it knows nothing of LSH or articles."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ IsLive = Callable[[np.ndarray], np.ndarray]
 class Multimap:
     """A multimap of uint64 keys to uint64 refs in numpy arrays that grows without pausing.
 
+    `Multimap(np.uint32, np.uint32)` is the compact form: 8 bytes an entry instead of 16. Its
+    keys are whatever 32 bits the owner folds its keys to, so a lookup may also return refs of
+    other keys with the same 32 bits: the owner verifies what it gets (the dedup index checks
+    every candidate's band keys against the article's, so its answers are those of 64-bit keys).
+
     Equal keys (a bucket shared by several articles) are separate entries. Inserts wait in a dict
     and go into the table in bulk (vectorised); a lookup probes many keys at once. Refs can go
     stale: every call that moves entries takes the owner's `is_live(refs) -> bool mask`, and
@@ -24,7 +29,8 @@ class Multimap:
     Table layout (`_Table`): buckets of 16 cells; a key may sit in either of two buckets (one
     from each half of its bits), and is put in the less full one, so buckets fill evenly and a
     lookup reads just those two buckets even at 80 % load: the same cost at 10 k or 1 M articles,
-    16 bytes per entry at 50–80 % load (0.8–1.3 KB per article of 42 LSH bands).
+    16 bytes per entry at 50–80 % load (0.8–1.3 KB per article of 42 LSH bands; 8 bytes and
+    0.4–0.7 KB in the compact form).
 
     Growth happens in steps, so that no single call blocks the worker's event loop (re-inserting
     a 1 M-article table in one go took 15 s): past `PREPARE_LOAD`, the next, bigger table is
@@ -43,8 +49,10 @@ class Multimap:
     MIGRATE_FACTOR = 8  # old cells moved per entry flushed, while moving
     PENDING_LIMIT = 1 << 14  # entries kept in a dict until one bulk insert (~400 articles)
 
-    def __init__(self) -> None:
-        self._table = _Table(self.INITIAL_BUCKETS, self.WIDTH)
+    def __init__(self, key_dtype: type = np.uint64, ref_dtype: type = np.uint64) -> None:
+        self._key_dtype, self._ref_dtype = np.dtype(key_dtype), np.dtype(ref_dtype)
+        self._one = self._key_dtype.type(1)
+        self._table = self._new_table(self.INITIAL_BUCKETS)
         self._next: _Table | None = None  # being prepared: `_touched` of its cells written so far
         self._touched = 0
         self._touch_step = 0
@@ -52,16 +60,19 @@ class Multimap:
         self._moved = 0  # buckets of `_old` already moved (lookups skip them)
         self._rng = np.random.default_rng(0)  # to sample the share of live entries
         self._pending: dict[int, int | list[int]] = {}  # key -> ref(s)
-        self._pending_keys = np.zeros(self.PENDING_LIMIT, dtype=np.uint64)
-        self._pending_refs = np.zeros(self.PENDING_LIMIT, dtype=np.uint64)
+        self._pending_keys = np.zeros(self.PENDING_LIMIT, dtype=self._key_dtype)
+        self._pending_refs = np.zeros(self.PENDING_LIMIT, dtype=self._ref_dtype)
         self._pending_entries = 0
+
+    def _new_table(self, buckets: int) -> _Table:
+        return _Table(buckets, self.WIDTH, self._key_dtype, self._ref_dtype)
 
     def add(self, keys: np.ndarray, ref: int, is_live: IsLive) -> None:
         n, k = self._pending_entries, len(keys)
         if n + k > self.PENDING_LIMIT:
             self._flush(is_live)
             n = 0
-        keys = np.maximum(keys, np.uint64(1))
+        keys = np.maximum(keys, self._one)
         self._pending_keys[n:n + k] = keys
         self._pending_refs[n:n + k] = ref
         self._pending_entries = n + k
@@ -73,6 +84,20 @@ class Multimap:
             if had is not ref:
                 pending[key] = [*had, ref] if isinstance(had, list) else [had, ref]
 
+    def add_one(self, key: int, ref: int, is_live: IsLive) -> None:
+        """`add` of one key (a Python int), without numpy's per-call overhead."""
+        n = self._pending_entries
+        if n + 1 > self.PENDING_LIMIT:
+            self._flush(is_live)
+            n = 0
+        key = key or 1
+        self._pending_keys[n] = key
+        self._pending_refs[n] = ref
+        self._pending_entries = n + 1
+        had = self._pending.setdefault(key, ref)
+        if had is not ref:
+            self._pending[key] = [*had, ref] if isinstance(had, list) else [had, ref]
+
     def lookup(self, keys: np.ndarray) -> list[int]:
         found: list[int] = []
         pending = self._pending
@@ -83,11 +108,21 @@ class Multimap:
                     found.extend(hit)
                 else:
                     found.append(hit)
-        keys = np.maximum(keys, np.uint64(1))
+        keys = np.maximum(keys, self._one)
         refs = self._table.lookup(keys)
         if self._old is not None:
             refs += self._old.lookup(keys, skip_below=self._moved)
         return found + (np.concatenate(refs).tolist() if refs else [])
+
+    def lookup_one(self, key: int) -> list[int]:
+        """`lookup` of one key, without numpy's per-call overhead (~10x faster for one key)."""
+        key = key or 1
+        hit = self._pending.get(key)
+        found = [] if hit is None else list(hit) if isinstance(hit, list) else [hit]
+        found += self._table.lookup_one(key)
+        if self._old is not None:
+            found += self._old.lookup_one(key, skip_below=self._moved)
+        return found
 
     def entries(self) -> int:
         """Entries held, live or not (while moving, the moved ones count twice)."""
@@ -96,9 +131,42 @@ class Multimap:
 
     def memory_bytes(self) -> int:
         tables = [t for t in (self._table, self._old) if t is not None]
-        preparing = 0 if self._next is None else self._touched * 16  # the part written so far
+        cell = self._key_dtype.itemsize + self._ref_dtype.itemsize
+        preparing = 0 if self._next is None else self._touched * cell  # the part written so far
         return (sum(t.nbytes() for t in tables) + preparing + self._pending_keys.nbytes
                 + self._pending_refs.nbytes + self._pending_entries * 40)
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """What `from_state` restores this multimap from: numpy arrays (not copies) and numbers.
+        A table being prepared is left out (it is prepared again); entries waiting in the dict
+        are kept as their two arrays."""
+        n = self._pending_entries
+        return {"key_dtype": self._key_dtype.str, "ref_dtype": self._ref_dtype.str,
+                "table": self._table.state(), "old": None if self._old is None else self._old.state(),
+                "moved": self._moved, "pending_keys": self._pending_keys[:n],
+                "pending_refs": self._pending_refs[:n]}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Multimap:
+        mm = cls(np.dtype(state["key_dtype"]).type, np.dtype(state["ref_dtype"]).type)
+        mm._table = _Table.from_state(state["table"])
+        mm._old = None if state["old"] is None else _Table.from_state(state["old"])
+        mm._moved = int(state["moved"])
+        keys, refs = state["pending_keys"], state["pending_refs"]
+        n = len(keys)
+        if n > len(mm._pending_keys):
+            mm._pending_keys = np.zeros(n, dtype=mm._key_dtype)
+            mm._pending_refs = np.zeros(n, dtype=mm._ref_dtype)
+        mm._pending_keys[:n], mm._pending_refs[:n] = keys, refs
+        mm._pending_entries = n
+        pending = mm._pending
+        for key, ref in zip(keys.tolist(), refs.tolist(), strict=True):
+            had = pending.setdefault(key, ref)
+            if had is not ref:
+                pending[key] = [*had, ref] if isinstance(had, list) else [had, ref]
+        return mm
 
     def _flush(self, is_live: IsLive) -> None:
         n = self._pending_entries
@@ -132,7 +200,7 @@ class Multimap:
         live = table.used * min(1.0, live_share + 0.05) + ready_in + inserting  # (+ sample error)
         cells = max(live / self.GROW_TO, (live + table.cells / self.MIGRATE_FACTOR) / self.MAX_LOAD,
                     self.INITIAL_BUCKETS * self.WIDTH)
-        self._next = _Table(int(cells) // self.WIDTH + 1, self.WIDTH)
+        self._next = self._new_table(int(cells) // self.WIDTH + 1)
         self._touched = 0
         self._touch_step = -(-self._next.cells * self.PENDING_LIMIT // max(int(ready_in), 1))
 
@@ -153,6 +221,7 @@ class Multimap:
 
 
 _32 = np.uint64(32)
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # a 32-bit key times this: 64 bits for the two homes
 
 
 class _Table:
@@ -160,15 +229,28 @@ class _Table:
     the two halves of its bits; it is put in the less full one (so buckets fill evenly), and only
     when both are full in the first bucket after its first one that has a free cell."""
 
-    def __init__(self, buckets: int, width: int) -> None:
+    def __init__(self, buckets: int, width: int, key_dtype: type | np.dtype = np.uint64,
+                 ref_dtype: type | np.dtype = np.uint64) -> None:
         self.buckets, self.width, self.cells = buckets, width, buckets * width
-        self.keys = np.zeros((buckets, width), dtype=np.uint64)
-        self.refs = np.zeros((buckets, width), dtype=np.uint64)
+        self.keys = np.zeros((buckets, width), dtype=key_dtype)
+        self.refs = np.zeros((buckets, width), dtype=ref_dtype)
         self.fill = np.zeros(buckets, dtype=np.uint8)  # cells in use, from the left
         self.used = 0
 
     def nbytes(self) -> int:
         return self.keys.nbytes + self.refs.nbytes + self.fill.nbytes
+
+    def state(self) -> dict:
+        return {"keys": self.keys, "refs": self.refs, "fill": self.fill, "used": self.used}
+
+    @classmethod
+    def from_state(cls, state: dict) -> _Table:
+        table = cls.__new__(cls)
+        table.keys, table.refs, table.fill = state["keys"], state["refs"], state["fill"]
+        table.buckets, table.width = table.keys.shape
+        table.cells = table.buckets * table.width
+        table.used = int(state["used"])
+        return table
 
     def touch(self, lo: int, hi: int) -> None:
         """Write (zeros) to cells lo:hi, so the OS maps their memory now, not on first insert."""
@@ -178,7 +260,10 @@ class _Table:
 
     def homes(self, keys: np.ndarray) -> np.ndarray:
         """The two buckets of each key, shape (n, 2): each 32-bit half of the key scaled to
-        [0, buckets) (a multiply and a shift: any table size, no modulo)."""
+        [0, buckets) (a multiply and a shift: any table size, no modulo). A 32-bit key is first
+        spread to 64 bits (times an odd constant: distinct keys stay distinct)."""
+        if keys.dtype == np.uint32:
+            keys = keys.astype(np.uint64) * _SPREAD  # wraps, as wanted
         halves = np.ascontiguousarray(keys).view(np.uint32).reshape(-1, 2).astype(np.uint64)
         return (halves * np.uint64(self.buckets) >> _32).astype(np.intp)
 
@@ -205,6 +290,30 @@ class _Table:
                     found.append(self.refs[bucket].reshape(-1)[at])
                 more = rows[:, -1] != 0  # a probe path ends at a bucket with a free cell
                 keys, bucket = keys[more], self._next_bucket(bucket[more])
+        return found
+
+    def lookup_one(self, key: int, skip_below: int = 0) -> list[int]:
+        """`lookup` of one key (a Python int): the same buckets, in plain Python."""
+        spread = key * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF if self.keys.dtype == np.uint32 else key
+        n = self.buckets
+        found: list[int] = []
+        first = ((spread & 0xFFFFFFFF) * n) >> 32
+        for bucket in (first, ((spread >> 32) * n) >> 32):
+            if bucket >= skip_below:
+                row = self.keys[bucket].tolist()
+                if key in row:
+                    refs = self.refs[bucket].tolist()
+                    found += [refs[i] for i, k in enumerate(row) if k == key]
+        if self.keys[first, -1] and self.keys[((spread >> 32) * n) >> 32, -1]:  # both full: probe on
+            bucket = (first + 1) % n
+            while True:
+                row = self.keys[bucket].tolist()
+                if bucket >= skip_below and key in row:
+                    refs = self.refs[bucket].tolist()
+                    found += [refs[i] for i, k in enumerate(row) if k == key]
+                if not row[-1]:
+                    break
+                bucket = (bucket + 1) % n
         return found
 
     def entries(self, lo: int, hi: int, is_live: IsLive) -> tuple[np.ndarray, np.ndarray]:
