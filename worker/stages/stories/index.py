@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import orjson
 import xxhash
@@ -153,6 +154,12 @@ def _unit(vector: Mapping[str, float]) -> dict[str, float]:
     return {k: v / norm for k, v in vector.items()}
 
 
+def _interned(features: Mapping[str, float]) -> dict[str, float]:
+    """The features with their names interned: one string per distinct feature in the process."""
+    intern = sys.intern
+    return {intern(f): w for f, w in features.items()}
+
+
 def new_story_id(article_id: str) -> str:
     return "story-" + xxhash.xxh3_64_hexdigest(article_id.encode("utf-8"))
 
@@ -172,12 +179,25 @@ class StoryIndex:
     max_records   the memory budget in member articles: past it, the stories that received an
                   article longest ago leave first
     idf_window    the articles (most recent arrivals still indexed) the IDF table counts
+    features_of   for an owner that keeps the records elsewhere (the worker: its table; issue
+                  24: in memory they were ~1.2 KB of Python objects per article): the features of
+                  an article by id, read from there. An article's features then serve its decision
+                  and the stories it shapes, and are not kept with its record; `get` reads them
+                  back through `features_of` (but the last article assigned's). `to_bytes` cannot
+                  write such an index's records: `state` / `from_state` snapshot it instead.
+
+    Feature names are interned (one string per distinct feature, shared by every article, story
+    and posting that has it).
     """
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, window_s: float = DEFAULT_WINDOW_S,
                  idf_window: int = DEFAULT_IDF_WINDOW, retention_s: float = DEFAULT_RETENTION_S,
-                 max_records: int = DEFAULT_MAX_RECORDS, merge_threshold: float = DEFAULT_MERGE_THRESHOLD) -> None:
+                 max_records: int = DEFAULT_MAX_RECORDS, merge_threshold: float = DEFAULT_MERGE_THRESHOLD,
+                 features_of: Callable[[str], Sequence[tuple[str, float]] | None] | None = None) -> None:
         self.threshold = threshold
+        self.keep_features = features_of is None
+        self._features_of = features_of
+        self._last: tuple[str, tuple[tuple[str, float], ...]] | None = None  # the last assigned's features
         self.merge_threshold = max(merge_threshold, threshold)
         self.window_s = window_s
         self.idf_window = idf_window
@@ -217,7 +237,7 @@ class StoryIndex:
         known = self._records.get(article_id)
         if known is not None:
             return known.assignment
-        features = dict(features)
+        features = _interned(features)
         self._count(article_id, features)
         matches = self._matching_stories(features, event_time)
         if matches and matches[0][1] >= self.threshold:
@@ -230,8 +250,10 @@ class StoryIndex:
             story_id, matched, merged = new_story_id(article_id), None, ()
         arrival = self._clock if arrival is None else arrival
         record = StoryRecord(article_id, story_id, round(score, 6), matched, event_time,
-                             tuple(features.items()), arrival, merged)
-        self._apply(record)
+                             tuple(features.items()) if self.keep_features else (), arrival, merged)
+        self._apply(record, features)
+        if not self.keep_features:
+            self._last = (article_id, tuple(features.items()))
         return record.assignment
 
     def story_of(self, story_id: str) -> str:
@@ -248,13 +270,37 @@ class StoryIndex:
         it was made."""
         if record.article_id in self._records:
             return
-        self._count(record.article_id, dict(record.features))
-        self._apply(record)
+        features = _interned(dict(record.features))
+        if self.keep_features:
+            record = replace(record, features=tuple(features.items()))
+        elif record.features:
+            record = replace(record, features=())
+        self._count(record.article_id, features)
+        self._apply(record, features)
 
     def get(self, article_id: str) -> StoryRecord | None:
-        return self._records.get(article_id)
+        record = self._records.get(article_id)
+        if record is None or self._features_of is None:
+            return record
+        if self._last is not None and self._last[0] == article_id:
+            return replace(record, features=self._last[1])
+        return replace(record, features=tuple(self._features_of(article_id) or ()))
+
+    def __contains__(self, article_id: str) -> bool:
+        return article_id in self._records
+
+    def records(self) -> int:
+        """Articles held (members of the stories in the index)."""
+        return len(self._records)
+
+    def ids(self) -> Iterator[str]:
+        """The ids of the articles held."""
+        return iter(self._records)
 
     def to_bytes(self) -> bytes:
+        if not self.keep_features:
+            raise ValueError("this StoryIndex keeps its records' features elsewhere (features_of): "
+                             "snapshot it with state()")
         return orjson.dumps({"threshold": self.threshold, "window_s": self.window_s,
                              "idf_window": self.idf_window, "retention_s": self.retention_s,
                              "max_records": self.max_records,
@@ -269,6 +315,64 @@ class StoryIndex:
             index.load(StoryRecord.from_dict(r))
         return index
 
+    def state(self) -> dict:
+        """The whole index as plain values (lists, dicts, strings, numbers) that `from_state`
+        restores exactly (a snapshot: no decision is replayed). Derived tables (document
+        frequencies, the expiry heap) are recomputed there."""
+        return {
+            "params": {"threshold": self.threshold, "merge_threshold": self.merge_threshold,
+                       "window_s": self.window_s, "idf_window": self.idf_window, "retention_s": self.retention_s,
+                       "max_records": self.max_records},
+            "stories": [[s.story_id, s.first_time, s.last_time, s.last_arrival, s.size, s.centroid,
+                         [[aid, unit] for aid, unit in s.members], [list(k) for k in s.posted], s.articles,
+                         s.aliases] for s in self._stories.values()],
+            "merged_into": self._merged_into,
+            "postings": [[bucket, feature, list(post)] for (bucket, feature), post in self._postings.items()],
+            "records": [[r.article_id, r.story_id, r.score, r.matched, r.event_time,
+                         [[f, w] for f, w in r.features], r.arrival, list(r.merged_stories)]
+                        for r in self._records.values()],
+            "recent": [[aid, list(keys)] for aid, keys in self._recent.items()],
+            "clock": self._clock,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, strings: dict[str, str] | None = None,
+                   features_of: Callable[[str], Sequence[tuple[str, float]] | None] | None = None) -> StoryIndex:
+        """The index `state()` was taken of. `strings`: a dict to make one object of equal
+        strings with (shared with the caller's other indexes: article ids), else a fresh one.
+        `features_of`: see the class (records saved without their features need it)."""
+        p = state["params"]
+        index = cls(p["threshold"], p["window_s"], p["idf_window"], p["retention_s"], p["max_records"],
+                    p["merge_threshold"], features_of)
+        canon = {} if strings is None else strings
+        one = canon.setdefault
+        intern = sys.intern
+        for sid, first, last, last_arrival, size, centroid, members, posted, articles, aliases in state["stories"]:
+            sid = one(sid, sid)
+            story = _Story(sid, first, last, last_arrival, size, {intern(f): v for f, v in centroid.items()},
+                           deque(((one(aid, aid), {intern(f): v for f, v in unit.items()}) for aid, unit in members),
+                                 maxlen=MAX_MEMBERS),
+                           {(b, intern(f)) for b, f in posted}, [one(a, a) for a in articles],
+                           [one(a, a) for a in aliases])
+            index._stories[sid] = story
+        index._merged_into = {one(k, k): one(v, v) for k, v in state["merged_into"].items()}
+        index._postings = {(bucket, intern(feature)): deque(one(sid, sid) for sid in post)
+                           for bucket, feature, post in state["postings"]}
+        for aid, sid, score, matched, event_time, features, arrival, merged in state["records"]:
+            aid = one(aid, aid)
+            index._records[aid] = StoryRecord(
+                aid, one(sid, sid), score, None if matched is None else one(matched, matched), event_time,
+                tuple((intern(f), w) for f, w in features), arrival, tuple(one(m, m) for m in merged))
+        for aid, keys in state["recent"]:
+            keys = tuple(intern(f) for f in keys)
+            index._recent[one(aid, aid)] = keys
+            index._idf.count(keys)
+        index._idf.set_articles(len(index._recent))
+        index._story_expiry = [(s.last_arrival, s.story_id) for s in index._stories.values()]
+        heapq.heapify(index._story_expiry)
+        index._clock = state["clock"]
+        return index
+
     def evict_expired(self, now: float | None = None) -> list[str]:
         """Forget the stories whose last article arrived more than `retention_s` before `now`,
         then, past `max_records`, the stories updated longest ago; a story leaves whole, with
@@ -281,20 +385,36 @@ class StoryIndex:
             story = self._stories.get(sid)
             if story is None or story.last_arrival != last:
                 continue  # stale heap entry: the story was updated (or merged) since
-            del self._stories[sid]
-            for key in story.posted:
-                self._unpost(key, sid)
-            for alias in story.aliases:
-                self._merged_into.pop(alias, None)
-            for aid in story.articles:
-                if self._records.pop(aid, None) is not None:
-                    dropped.append(aid)
-                keys = self._recent.pop(aid, None)
-                if keys is not None:
-                    self._idf.uncount(keys)
+            self._drop_story(story, dropped)
         if dropped:
             self._idf.set_articles(len(self._recent))
         return dropped
+
+    def remove(self, article_ids: Iterable[str]) -> list[str]:
+        """Drop the stories of these articles, whole, as `evict_expired` would have (what a
+        changelog record written by an eviction says happened); the ids that left are returned."""
+        dropped: list[str] = []
+        for article_id in article_ids:
+            record = self._records.get(article_id)
+            if record is not None:
+                self._drop_story(self._stories[self.story_of(record.story_id)], dropped)
+        if dropped:
+            self._idf.set_articles(len(self._recent))
+        return dropped
+
+    def _drop_story(self, story: _Story, dropped: list[str]) -> None:
+        sid = story.story_id
+        del self._stories[sid]
+        for key in story.posted:
+            self._unpost(key, sid)
+        for alias in story.aliases:
+            self._merged_into.pop(alias, None)
+        for aid in story.articles:
+            if self._records.pop(aid, None) is not None:
+                dropped.append(aid)
+            keys = self._recent.pop(aid, None)
+            if keys is not None:
+                self._idf.uncount(keys)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -444,8 +564,7 @@ class StoryIndex:
         for alias in other.aliases:
             self._merged_into[alias] = into.story_id
 
-    def _apply(self, record: StoryRecord) -> None:
-        features = dict(record.features)
+    def _apply(self, record: StoryRecord, features: dict[str, float]) -> None:
         story_id = self.story_of(record.story_id)
         story = self._stories.get(story_id)
         if story is None:
@@ -468,4 +587,10 @@ class StoryIndex:
         self._records[record.article_id] = record
         self._post(story, self._bucket(record.event_time), story.centroid)
         self._clock = max(self._clock, record.arrival)
-        heapq.heappush(self._story_expiry, (story.last_arrival, story.story_id))
+        expiry = self._story_expiry
+        heapq.heappush(expiry, (story.last_arrival, story.story_id))
+        if len(expiry) > 2 * len(self._stories) + 1024:
+            # One entry per article pushed, most of them stale (their story updated since): keep
+            # the live ones (the same stories leave in the same order).
+            self._story_expiry = [(s.last_arrival, s.story_id) for s in self._stories.values()]
+            heapq.heapify(self._story_expiry)
