@@ -14,8 +14,9 @@ exactly these, so the Kafka path and the in-process path give the same enrichmen
 
 from __future__ import annotations
 
+import pickle
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -225,15 +226,28 @@ class ArticleIndex:
     time. Arrival times come from the index's own clock (`now`, made strictly increasing), so
     sorting the records by arrival replays the decisions in the order they were made: the
     rebuilt index decides exactly as the one before the restart.
+
+    `stored`: the table's current value of an article id, for an owner that keeps the table (the
+    worker). The story features, the bulk of a record, then stay in the table and not in memory
+    (issue 24); a record rewritten by an eviction takes them from there.
+
+    Snapshots (worker/snapshot.py): `state` is the whole index as arrays and plain values,
+    `restore` puts one back, and `apply_change` brings a restored index up to the changelog
+    records written after it; `StaleState` says the snapshot cannot be brought up to the table.
     """
 
     def __init__(self, threshold: float = dedup.DEFAULT_THRESHOLD, num_perm: int = dedup.DEFAULT_NUM_PERM,
                  retention_s: float = dedup.DEFAULT_RETENTION_S, max_articles: int = dedup.DEFAULT_MAX_ARTICLES,
-                 story_retention_s: float = DEFAULT_STORY_RETENTION_S) -> None:
+                 story_retention_s: float = DEFAULT_STORY_RETENTION_S,
+                 stored: Callable[[str], bytes | None] | None = None) -> None:
+        self._params = {"threshold": threshold, "num_perm": num_perm, "retention_s": retention_s,
+                        "max_articles": max_articles, "story_retention_s": min(story_retention_s, retention_s)}
+        self._features_of = None if stored is None else _stored_story_features(stored)
+        self._record_types: dict[str, Any] = {}  # other parts' record types, from a snapshot (`restore`)
         self._new_dedup = lambda: DedupIndex(threshold=threshold, num_perm=num_perm, retention_s=retention_s,
                                              max_articles=max_articles)
         self._new_stories = lambda: StoryIndex(retention_s=min(story_retention_s, retention_s),
-                                               max_records=max_articles)
+                                               max_records=max_articles, features_of=self._features_of)
         self._new_passages = lambda: PassageIndex(retention_s=retention_s, max_articles=max_articles)
         self.dedup = self._new_dedup()
         self.stories = self._new_stories()
@@ -322,13 +336,125 @@ class ArticleIndex:
                 delete.append(article_id)
         return IndexEviction(delete, rewrite, dedup.by_age, dedup.by_budget, len(story_ids))
 
+    # -- snapshots (worker/snapshot.py) --------------------------------------------------------
 
-def new_article_index(settings) -> ArticleIndex:
-    """The index as `settings` (worker.config.Settings) configure it: the worker's and `ingest enrich`'s."""
+    def params(self) -> dict[str, float]:
+        """The settings this index decides with: a snapshot taken under other ones is stale."""
+        return dict(self._params)
+
+    def articles(self) -> int:
+        """Distinct ids held by any of the indexes: the number of keys the table holds."""
+        extra = [part._records for part in self._other_parts().values()]
+        if not extra:
+            return len(self.dedup) + sum(1 for article_id in self.stories.ids() if article_id not in self.dedup)
+        return len({*self.dedup.ids(), *self.stories.ids(), *(k for records_ in extra for k in records_)})
+
+    def _other_parts(self) -> dict[str, Any]:
+        """Indexes besides dedup and stories (each the part of the table record of its name)."""
+        return {name: part for name, part in vars(self).items()
+                if name not in ("dedup", "stories") and hasattr(part, "evict_expired")}
+
+    def state(self) -> dict:
+        """The whole index as numpy arrays and plain values (not copies: write them out before
+        the index changes again). Raises StaleState if a part cannot be snapshotted.
+
+        Another index part (one added beside dedup and stories) is kept pickled, with the type of
+        its records, if it has what `rebuild`'s parts have: `_records` (id -> a record with
+        `to_dict` / `from_dict`), `load(record)`, `_remove(id)`."""
+        other = {}
+        for name, part in self._other_parts().items():
+            records_ = getattr(part, "_records", None)
+            if not isinstance(records_, dict) or not hasattr(part, "load") or not hasattr(part, "_remove"):
+                raise StaleState(f"no snapshot support for the {name} index")
+            kind = type(next(iter(records_.values()))) if records_ else None
+            other[name] = pickle.dumps((part, kind), protocol=pickle.HIGHEST_PROTOCOL)
+        return {"params": self.params(), "last_arrival": self._last_arrival,
+                "dedup": self.dedup.state(), "stories": self.stories.state(), "other": other}
+
+    def restore(self, state: dict) -> None:
+        """Replace the index's content by a `state()` (of an index with the same params)."""
+        if state["params"] != self.params():
+            raise StaleState(f"made with other settings: {state['params']} (now {self.params()})")
+        strings: dict[str, str] = {}  # one object per article id, shared by both indexes
+        self.dedup = DedupIndex.from_state(state["dedup"], strings)
+        self.stories = StoryIndex.from_state(state["stories"], strings, self._features_of)
+        self._last_arrival = float(state["last_arrival"])
+        self._record_types = {}
+        for name, blob in state.get("other", {}).items():
+            part, self._record_types[name] = pickle.loads(blob)  # written by this worker (see state)
+            setattr(self, name, part)
+
+    def apply_change(self, article_id: str, value: bytes | None, now: float | None = None,
+                     gone: set[str] | None = None) -> None:
+        """Bring the index up to one changelog record written after its snapshot (records in
+        changelog order): a new decision is loaded as `rebuild` loads it; a part that is gone
+        (an eviction's tombstone or rewrite) leaves as the eviction made it leave (a story whole).
+        Raises StaleState for a record that cannot follow the index's state. `gone`: the ids
+        that left with a story so far in this catch-up (their own records follow), kept here."""
+        record = records.decode_table_record(value) if value else None
+        fields = {} if record is None else {k: v for k, v in msgspec.structs.asdict(record).items() if k != "v"}
+        dedup_part, story_part = fields.pop("dedup", None), fields.pop("story", None)
+        others = self._other_parts()
+        if any(v for k, v in fields.items() if k not in others):
+            raise StaleState(f"{article_id!r}: a record part the snapshot cannot follow")
+        in_dedup, in_stories = article_id in self.dedup, article_id in self.stories
+        in_other = {name: article_id in part._records for name, part in others.items()}
+        if not in_dedup and not in_stories and not any(in_other.values()):
+            if not dedup_part and not story_part and not any(fields.values()):
+                if gone is not None and article_id in gone:
+                    return  # its story left with an earlier record of this eviction
+                raise StaleState(f"{article_id!r} deleted, but not in the snapshot")
+            now = time.time() if now is None else now
+            if dedup_part:
+                self.dedup.load(IndexRecord.from_dict(dedup_part, default_arrival=now))
+            if story_part:
+                self.stories.load(StoryRecord.from_dict(story_part, default_arrival=now))
+            for name, part_d in fields.items():
+                if part_d:
+                    kind = self._record_types.get(name)
+                    if kind is None:
+                        raise StaleState(f"{article_id!r}: no record type known for the {name} index")
+                    others[name].load(kind.from_dict(part_d, default_arrival=now))
+            part = dedup_part or story_part or next((v for v in fields.values() if v), None) or {}
+            self._last_arrival = max(self._last_arrival, float(part.get("a", now)))
+            return
+        if (dedup_part and not in_dedup) or (story_part and not in_stories) or \
+                any(fields.get(name) and not held for name, held in in_other.items()):
+            raise StaleState(f"{article_id!r}: the changelog adds a part the snapshot does not hold")
+        if in_dedup and not dedup_part:
+            self.dedup.remove([article_id])
+        if in_stories and not story_part:
+            left = self.stories.remove([article_id])
+            if gone is not None:
+                gone.update(left)
+        for name, held in in_other.items():
+            if held and not fields.get(name):
+                others[name]._remove(article_id)
+
+
+class StaleState(ValueError):
+    """A snapshot that cannot be made the table's state (other settings, a changelog that does
+    not continue it): rebuild from the table instead."""
+
+
+def _stored_story_features(stored: Callable[[str], bytes | None]) -> Callable[[str], list[tuple[str, float]] | None]:
+    """The story features of an article as its stored table record has them."""
+
+    def features_of(article_id: str) -> list[tuple[str, float]] | None:
+        value = stored(article_id)
+        story = records.decode_table_record(value).story if value else None
+        return None if story is None else [(str(k), float(v)) for k, v in story["f"]]
+
+    return features_of
+
+
+def new_article_index(settings, stored: Callable[[str], bytes | None] | None = None) -> ArticleIndex:
+    """The index as `settings` (worker.config.Settings) configure it: the worker's and `ingest enrich`'s.
+    `stored`: see ArticleIndex (the worker passes its table)."""
     return ArticleIndex(threshold=settings.dedup_threshold, num_perm=settings.minhash_permutations,
                         retention_s=settings.dedup_retention.total_seconds(),
                         max_articles=settings.dedup_max_articles,
-                        story_retention_s=settings.story_retention.total_seconds())
+                        story_retention_s=settings.story_retention.total_seconds(), stored=stored)
 
 
 def finish(analysed: AnalysedArticle, decided: Decided,

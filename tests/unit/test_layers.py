@@ -3,7 +3,7 @@
     5  worker.cli
     4  worker.app
     3  worker.delivery  worker.kafka  worker.io  worker.quality
-    2  worker.pipeline  worker.health  worker.status
+    2  worker.pipeline  worker.health  worker.status  worker.snapshot
     1  worker.records  worker.config  worker.deadletter  worker.logs
     0  worker.stages  worker.metrics  topics
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {
     "topics": 0, "worker.stages": 0, "worker.metrics": 0,
     "worker.records": 1, "worker.config": 1, "worker.deadletter": 1, "worker.logs": 1,
-    "worker.pipeline": 2, "worker.health": 2, "worker.status": 2,
+    "worker.pipeline": 2, "worker.health": 2, "worker.status": 2, "worker.snapshot": 2,
     "worker.delivery": 3, "worker.kafka": 3, "worker.io": 3, "worker.quality": 3,
     "worker.app": 4,
     "worker.cli": 5,
