@@ -9,7 +9,8 @@
 analyses the articles it has taken together, stage by stage, and hands them to the funnel in
 batches. `deduplicate` consumes the one-partition funnel, so a single dedup index sees every
 article whatever partition it arrived on; its state is one small record per article in a faust
-Table, rebuilt from the changelog after a restart or a rebalance.
+Table, rebuilt from the changelog after a restart or a rebalance — or, with STORE=rocksdb://,
+loaded from a local snapshot plus the changelog records written after it (`IndexSnapshots`).
 
 Agents only move data: the work is in worker/pipeline.py and worker/stages/; what is acked,
 flushed and committed when is worker/delivery.py; the faust patches are worker/kafka/.
@@ -26,19 +27,23 @@ import os
 import socket
 import time
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker import metrics, records
+from worker import metrics, records, snapshot
 from worker.config import Settings, get_settings
 from worker.delivery import FUNNEL_BATCH_MAX_BYTES, FunnelCheckpoint, Outputs, acked_if_repeat, handling
 from worker.health import Progress
 from worker.kafka.admin import check_topics as live_topics_against_specs
 from worker.kafka.faust_support import FunnelAwareAssignor, IngestApp, new_faust_app
-from worker.pipeline import StageError, analyse_batch, finish, new_article_index, warm_up
+from worker.pipeline import ArticleIndex, StageError, StaleState, analyse_batch, finish, new_article_index, warm_up
 from worker.records import AnalysedArticle
 from worker.stages.validate import InvalidArticle, parse_article
 from worker.status import StatusBoard
@@ -62,7 +67,13 @@ def create_app(settings: Settings) -> IngestApp:
     # -- state: article id -> ArticleIndex record; one partition, like the funnel that feeds it --
     index_table = app.Table("dedup-index", default=None, partitions=1, key_type=bytes, value_type=bytes,
                             help="Dedup index: one small record per article id (verdict, hash, signature, story)")
-    index = new_article_index(settings)  # derived from the table: rebuilt on recovery
+    # Derived from the table: rebuilt (or loaded from a snapshot) on recovery. Its story features
+    # stay in the table, not in memory (issue 24): an eviction's rewrite reads them from there.
+    index = new_article_index(settings, stored=lambda article_id: index_table.get(article_id.encode()))
+    index_lock = asyncio.Lock()  # the funnel's batches, rebuilds and snapshots: one at a time
+    snapshots = IndexSnapshots(app, settings, index_table, index, index_lock) \
+        if settings.store.startswith("rocksdb") and \
+        (settings.index_snapshot_every_records or settings.index_snapshot_every_s) else None
 
     board = StatusBoard(f"{socket.gethostname()}:{os.getpid()}", names.raw.name, names.dedup_requests.name)
     outputs = Outputs(dlq_topic, on_dead_letter=board.dead_letter)
@@ -84,11 +95,19 @@ def create_app(settings: Settings) -> IngestApp:
 
     @index_table.on_recover
     async def rebuild_index() -> None:
-        started = time.perf_counter()
-        index.rebuild(value for value in index_table.values() if value)
-        metrics.INDEX_ARTICLES.set(len(index))
-        log.info("dedup index rebuilt from changelog: %d articles in %.2fs", len(index),
-                 time.perf_counter() - started)
+        async with index_lock:
+            started = time.perf_counter()
+            restored = None if snapshots is None else await snapshots.restore()
+            if restored is None:
+                index.rebuild(value for value in index_table.values() if value)
+                log.info("dedup index rebuilt from changelog: %d articles in %.2fs", len(index),
+                         time.perf_counter() - started)
+                if snapshots is not None:
+                    snapshots.rebuilt(len(index))
+            else:
+                log.info("dedup index loaded from snapshot: %d articles in %.2fs (%s)", len(index),
+                         time.perf_counter() - started, restored)
+            metrics.INDEX_ARTICLES.set(len(index))
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: IngestApp, assigned: set, **_kwargs: Any) -> None:
@@ -188,7 +207,7 @@ def create_app(settings: Settings) -> IngestApp:
         async for event in records.events():
             if await acked_if_repeat(app, records, event):
                 continue
-            async with handling(app, records, event):
+            async with index_lock, handling(app, records, event):  # the lock first: snapshots wait for commits
                 await deduplicate_batch(event.message)
             progress.mark(event.message.tp)
 
@@ -325,6 +344,211 @@ def create_app(settings: Settings) -> IngestApp:
                                        ready=bool(assigned) and recovered and not app.rebalancing))
 
     return app
+
+
+class IndexSnapshots:
+    """Snapshots of the dedup index beside the table's RocksDB files (worker/snapshot.py).
+
+    Written by a task of their own, holding `index_lock` (the dedup agent waits): every
+    INDEX_SNAPSHOT_EVERY_RECORDS changelog records or INDEX_SNAPSHOT_EVERY_S seconds, and once
+    after a rebuild from the changelog. A snapshot is taken at a known changelog offset: every
+    changelog write made so far is acknowledged (and under exactly_once committed: faust writes
+    the offset to RocksDB at the commit) first; the last one is the snapshot's record. The table's
+    `send_changelog` and `_on_changelog_sent` are wrapped to count writes and acknowledgements.
+
+    On recovery (`restore`): the snapshot, then the changelog records after its offset read with a
+    consumer of its own (read_committed); any doubt — no file, a damaged one, other settings, a
+    changelog that does not continue it, a count that differs from the table's — and the caller
+    rebuilds from the table instead, as without snapshots.
+    """
+
+    CHECK_EVERY_S = 1.0
+    WAIT_S = 30.0  # for acknowledgements / a commit before a snapshot; then it is tried later
+
+    def __init__(self, app: IngestApp, settings: Settings, table: Any, index: ArticleIndex,
+                 lock: asyncio.Lock) -> None:
+        self.app, self.settings, self.table, self.index, self.lock = app, settings, table, index, lock
+        self.path = Path(app.conf.tabledir) / snapshot.FILENAME
+        self.sent = self.acked = 0  # changelog writes since the index was last rebuilt or restored
+        self.last: tuple[int, bytes, bytes | None] | None = None  # the last one acknowledged
+        self.sent_at_snapshot = 0
+        self.snapshot_at = time.monotonic()
+        self.rebuilt_pending = False
+        self.disabled = ""
+        self._task: asyncio.Task | None = None
+        send, sent = table.send_changelog, table._on_changelog_sent
+
+        def send_changelog(*args: Any, **kwargs: Any) -> Any:
+            self.sent += 1
+            return send(*args, **kwargs)
+
+        def on_changelog_sent(fut: Any) -> None:
+            sent(fut)
+            offset = fut.result().offset
+            self.acked += 1
+            if self.last is None or offset > self.last[0]:
+                self.last = (offset, fut.message.key, fut.message.value)
+
+        table.send_changelog = send_changelog
+        table._on_changelog_sent = on_changelog_sent
+
+    @property
+    def topic(self) -> str:
+        return self.table.changelog_topic_name
+
+    def _active(self) -> bool:
+        return TP(self.topic, 0) in self.app.assignor.assigned_actives()
+
+    # -- recovery -------------------------------------------------------------------------------
+
+    async def restore(self) -> str | None:
+        """Load the snapshot and the changelog after it into the index; a description of what
+        was loaded, or None (the caller rebuilds from the table)."""
+        self._start()
+        self.sent = self.acked = self.sent_at_snapshot = 0
+        self.last = None
+        if not self._active():
+            return None
+        try:
+            meta = snapshot.read_meta(self.path)
+        except snapshot.SnapshotError as exc:
+            log.info("dedup index: no snapshot to load (%s)", exc)
+            return None
+        started = time.perf_counter()
+        try:
+            if meta.params != self.index.params():
+                raise StaleState(f"made with other settings: {meta.params}")
+            meta = await asyncio.to_thread(snapshot.load, self.path, self.index, self.topic, 0)
+            loaded = time.perf_counter()
+            changes = await asyncio.wait_for(self._read_changelog(meta.offset), timeout=300)
+            read = time.perf_counter()
+            applied = await asyncio.to_thread(snapshot.catch_up, self.index, meta, changes)
+            snapshot.check_articles(self.index, await asyncio.to_thread(len, self.table))
+        except (snapshot.SnapshotError, StaleState, KafkaError, TimeoutError, OSError) as exc:
+            log.warning("dedup index snapshot not used (%s): rebuilding from the changelog", exc)
+            return None
+        self.snapshot_at = time.monotonic()
+        return (f"snapshot at changelog offset {meta.offset}, {time.time() - meta.written_at:.0f}s old, "
+                f"in {loaded - started:.2f}s; {applied} later changelog records read in {read - loaded:.2f}s "
+                f"and applied in {time.perf_counter() - read:.2f}s")
+
+    def rebuilt(self, articles: int) -> None:
+        """The index was rebuilt from the table: snapshot it soon (if it holds anything)."""
+        self.rebuilt_pending = articles > 0
+
+    async def _read_changelog(self, start: int) -> list[tuple[int, bytes, bytes | None]]:
+        """(offset, key, value) of the changelog's records from `start` to its end."""
+        consumer = AIOKafkaConsumer(**self.settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
+                                    isolation_level="read_committed",
+                                    max_partition_fetch_bytes=self.settings.consumer_max_fetch_size)
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.topic, 0)
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            out: list[tuple[int, bytes, bytes | None]] = []
+            if start >= end:
+                return out
+            consumer.seek(tp, max(0, start))
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+                out += [(r.offset, r.key, r.value) for r in batch.get(tp, ()) if r.offset < end]
+            return out
+        finally:
+            await consumer.stop()
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    def due(self) -> bool:
+        if self.disabled or not self._active() or self.app.rebalancing:
+            return False
+        if self.rebuilt_pending:
+            return True
+        written = self.sent - self.sent_at_snapshot
+        every_records, every_s = self.settings.index_snapshot_every_records, self.settings.index_snapshot_every_s
+        if written <= 0:
+            return False
+        if every_records and written >= every_records:
+            return True
+        return bool(every_s) and time.monotonic() - self.snapshot_at >= every_s
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.CHECK_EVERY_S)
+            try:
+                if self.due():
+                    async with self.lock:
+                        if self.due():
+                            await self.take()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed snapshot must not stop the worker
+                log.exception("dedup index snapshot failed; trying again later")
+                self.snapshot_at = time.monotonic()
+
+    async def take(self) -> bool:
+        """Write a snapshot now (the caller holds the index lock). False if not at a known offset."""
+        point = await self._point()
+        if point is None:
+            return False
+        offset, key, value = point
+        sent = self.sent
+        meta = snapshot.SnapshotMeta(self.topic, 0, offset, key, snapshot.value_hash(value), self.index.params(),
+                                     self.index.articles())
+        started = time.perf_counter()
+        try:
+            size = await asyncio.to_thread(snapshot.write, self.path, self.index, meta)
+        except StaleState as exc:
+            self.disabled = str(exc)
+            log.warning("dedup index snapshots off: %s", exc)
+            return False
+        self.rebuilt_pending = False
+        self.sent_at_snapshot, self.snapshot_at = sent, time.monotonic()
+        log.info("dedup index snapshot: %d articles at changelog offset %d, %.1f MB in %.2fs", len(self.index),
+                 offset, size / 2**20, time.perf_counter() - started)
+        return True
+
+    async def _point(self) -> tuple[int, bytes, bytes | None] | None:
+        """The changelog's last record once every write so far is acknowledged (and committed)."""
+        if not self.sent:  # nothing written since the rebuild: the changelog's own last record
+            return await self._last_record()
+        await self.app.producer.flush()
+        deadline = time.monotonic() + self.WAIT_S
+        while self.acked < self.sent or self.last is None or \
+                (self.table.persisted_offset(TP(self.topic, 0)) or -1) < self.last[0]:
+            if time.monotonic() > deadline:
+                log.info("dedup index snapshot postponed: changelog writes not acknowledged/committed in %.0fs",
+                         self.WAIT_S)
+                self.snapshot_at = time.monotonic()
+                return None
+            await asyncio.sleep(0.02)
+        return self.last
+
+    async def _last_record(self) -> tuple[int, bytes, bytes | None] | None:
+        consumer = AIOKafkaConsumer(**self.settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
+                                    isolation_level="read_committed")
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.topic, 0)
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            back = 1
+            while back <= end:  # a transaction marker takes an offset too: look further back
+                consumer.seek(tp, end - back)
+                found: list = []
+                while await consumer.position(tp) < end:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    found += [r for r in batch.get(tp, ()) if r.offset < end]
+                if found:
+                    return found[-1].offset, found[-1].key, found[-1].value
+                back *= 16
+            return None
+        finally:
+            await consumer.stop()
 
 
 STATUS_HTML = (resources.files("worker") / "web" / "status.html").read_text(encoding="utf-8")

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     # Runtime
     store: str = "memory://"  # or rocksdb:// (needs rocksdict)
     data_dir: str = ".cache/faust"  # faust's per-app data folder (RocksDB files, worker state)
+    # With STORE=rocksdb://, a snapshot of the dedup index is written next to the table's RocksDB
+    # files every INDEX_SNAPSHOT_EVERY_RECORDS changelog records or INDEX_SNAPSHOT_EVERY_S seconds
+    # (whichever comes first, if anything changed; and once after a rebuild from the changelog).
+    # A restart on the same disk loads it and applies only the changelog records written after
+    # it (worker/snapshot.py). 0 and 0: never. Ignored with STORE=memory://.
+    index_snapshot_every_records: int = Field(100_000, ge=0)
+    index_snapshot_every_s: float = Field(600.0, ge=0)
     web_port: int = 6066
     web_enabled: bool = True
     log_level: str = "info"
