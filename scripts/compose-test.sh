@@ -172,7 +172,7 @@ mb() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.0f MB", $1 / 
 build_worker() {
   local t
   t=$(date +%s.%N)
-  docker build --network host -t "$IMAGE" . >"$OUT/worker-build.log" 2>&1 \
+  docker build --force-rm --network host -t "$IMAGE" . >"$OUT/worker-build.log" 2>&1 \
     || { tail -30 "$OUT/worker-build.log"; fail "docker build of $IMAGE (log: $OUT/worker-build.log)"; return 1; }
   say "worker image $IMAGE: built in $(since "$t") s (docker's layer cache counts), size $(mb "$IMAGE")"
   say "  of which the base image python:3.11-slim is $(mb python:3.11-slim) and the largest own layer (/opt/venv) $(docker history --format '{{.Size}}' "$IMAGE" | head -n -1 | sort -h | tail -1)"

@@ -191,7 +191,7 @@ VOLUME ["/etc/kafka/secrets", "/var/lib/kafka/data", "/mnt/shared/config"]
 EXPOSE 9092
 CMD ["/opt/kafka/bin/run"]
 EOF
-  docker build --network host -t "$KAFKA_IMAGE" "$ctx" > "$WORK/kafka-build.log" 2>&1 \
+  docker build --force-rm --network host -t "$KAFKA_IMAGE" "$ctx" > "$WORK/kafka-build.log" 2>&1 \
     || { tail -20 "$WORK/kafka-build.log"; die "building the Kafka stand-in failed (log: $WORK/kafka-build.log)"; }
   rm -rf "$ctx"
 }
