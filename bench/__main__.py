@@ -9,9 +9,11 @@
     python -m bench --bootstrap HOST:PORT    use a running broker instead of the local one
     python -m bench --parts e2e --worker-env CONSUMER_MAX_FETCH_SIZE=16777216   A/B a faust setting
 
-Parts, in order: compute (stages in-process), dedup (index scaling), transport (bare aiokafka
-loop), e2e (real workers: throughput, then latency at half that rate), recovery (changelog
-rebuild). The ratios end-to-end / compute and end-to-end / transport come from the same run.
+Parts, in order: compute (stages in-process), dedup (index scaling), memory (the funnel's state
+per indexed article, by structure: bench/memory.py), transport (bare aiokafka loop), e2e (real
+workers: throughput, then latency at half that rate), recovery (changelog rebuild), restart
+(STORE=rocksdb://: restart to ready from the changelog and from a snapshot: bench/restart.py).
+The ratios end-to-end / compute and end-to-end / transport come from the same run.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import orjson
 
 from bench import util
 
-ALL_PARTS = ("compute", "dedup", "transport", "e2e", "recovery")
+ALL_PARTS = ("compute", "dedup", "memory", "transport", "e2e", "recovery", "restart")
 # The A/B run: the worker with faust's own fetch wait (the broker may hold a fetch 1,500 ms)
 # against the default 20 ms: what it buys, measured in the same run and at the same offered load
 # (worker/config.py, worker/kafka/faust_support.py IngestConsumerThread).
@@ -59,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dedup-sizes", help="comma-separated index sizes (default 10000,100000,1000000; "
                                          "quick 10000,100000)")
     p.add_argument("--recovery-articles", type=int, help="changelog records to rebuild (default 100000, quick 20000)")
+    p.add_argument("--memory-sizes", help="indexed articles of the memory part (default 100000,1000000; quick "
+                                          "20000,100000); tracemalloc's breakdown at the first")
+    p.add_argument("--memory-store", default="rocksdb", choices=("rocksdb", "memory", "none"),
+                   help="where the memory part keeps the table's values (default rocksdb, as STORE=rocksdb://)")
+    p.add_argument("--restart-articles", type=int,
+                   help="indexed articles of the restart part (default 1000000, quick 20000)")
     p.add_argument("--e2e-articles", type=int,
                    help="articles seeded for each end-to-end throughput run (default 10000, quick 2000)")
     p.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
@@ -84,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sizes = args.dedup_sizes or ("10000,100000" if q else "10000,100000,1000000")
     args.dedup_sizes = [int(x) for x in sizes.split(",")]
     args.recovery_articles = args.recovery_articles or (20000 if q else 100000)
+    args.memory_sizes = [int(x) for x in (args.memory_sizes or ("20000,100000" if q else "100000,1000000")).split(",")]
+    args.restart_articles = args.restart_articles or (20000 if q else 1_000_000)
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     unknown = set(args.parts) - set(ALL_PARTS)
     if unknown:
@@ -154,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     part("compute", lambda: compute.run(corpus, profile_dir, log=log, passes=1 if args.quick else 3,
                                         warm_up_s=warm_up_s))
     part("dedup", lambda: dedup_scaling.run(args.dedup_sizes, log=log, budget=args.dedup_budget))
+    part("memory", lambda: memory_part(args))
 
     if {"transport", "e2e", "recovery"} & set(args.parts):
         probe("before the Kafka parts")
@@ -266,10 +277,32 @@ def kafka_parts(args, corpus, seed: int, results: dict, part) -> None:
         if results.get("e2e", {}).get("1_workers"):
             baseline = results["e2e"]["1_workers"]["start"]["ready_after_s"][0]
         part("recovery", lambda: kafka_bench.recovery(bootstrap, run_dir, args.recovery_articles, baseline, log=log))
+        part("restart", lambda: restart_part(args, bootstrap, run_dir))
     finally:
         if not args.bootstrap and not args.keep_broker:
             local_broker.stop("bench")
             shutil.rmtree(local_broker.LocalBroker.load("bench").run_dir, ignore_errors=True)
+
+
+def memory_part(args) -> dict:
+    """Issue 24: the funnel's state per indexed article (in-process, the worker's structures)."""
+    from bench import memory
+
+    out: dict = {"store": args.memory_store, "sizes": []}
+    for n, size in enumerate(args.memory_sizes):
+        r = memory.measure(size, args.memory_store, None if n == 0 else 0, log=log)
+        out["sizes"].append(r)
+        if n == 0:
+            log(memory.table(r))
+    out["bytes_per_article_rss"] = {str(r["articles"]): r["rss_growth_bytes_per_article"] for r in out["sizes"]}
+    return out
+
+
+def restart_part(args, bootstrap: str, run_dir: Path) -> dict:
+    """Issue 24: restart to ready with N indexed, from the changelog and from a local snapshot."""
+    from bench import restart
+
+    return restart.restart(bootstrap, run_dir, args.restart_articles, log=log)
 
 
 def summarise(r: dict) -> dict:
@@ -321,6 +354,16 @@ def summarise(r: dict) -> dict:
     if d:
         s["dedup_cost_ratio_largest_vs_smallest"] = d["cost_ratio_largest_vs_smallest"]
         s["dedup_flat"] = d["flat"]
+    mem = r.get("memory")
+    if mem:
+        s["memory_bytes_per_indexed_article"] = {"store": mem["store"], **mem["bytes_per_article_rss"]}
+    rs = r.get("restart")
+    if rs:
+        s["restart"] = {"articles": rs["articles"],
+                        "from_changelog_s": rs["from_changelog"]["start_to_ready_s"],
+                        "from_snapshot_s": rs["from_snapshot"]["start_to_ready_s"],
+                        "same_disk_no_snapshot_s": rs["same_disk_no_snapshot"]["start_to_ready_s"],
+                        "ratio_snapshot_vs_changelog": rs["ratio_snapshot_vs_changelog"]}
     rec = r.get("recovery")
     if rec:
         s["recovery"] = {k: rec[k] for k in ("articles", "start_to_ready_s", "rebuild_step_s_from_log",
@@ -336,6 +379,11 @@ def summarise(r: dict) -> dict:
         targets["p99_<=100ms_at_half_rate"] = (two["latency_ms"]["p99"] or 1e9) <= 100
     if d:
         targets["dedup_cost_flat_<=1.5x"] = d["flat"]
+    if mem:
+        largest = max(mem["bytes_per_article_rss"], key=int)
+        targets[f"state_<=2KB_per_indexed_article_at_{largest}"] = mem["bytes_per_article_rss"][largest] <= 2048
+    if rs and rs["articles"] >= 1_000_000:
+        targets["restart_1M_from_snapshot_<=30s"] = rs["from_snapshot"]["start_to_ready_s"] <= 30
     s["targets_met"] = targets
     return s
 

@@ -357,9 +357,9 @@ class IndexSnapshots:
     `send_changelog` and `_on_changelog_sent` are wrapped to count writes and acknowledgements.
 
     On recovery (`restore`): the snapshot, then the changelog records after its offset read with a
-    consumer of its own (read_committed); any doubt — no file, a damaged one, other settings, a
-    changelog that does not continue it, a count that differs from the table's — and the caller
-    rebuilds from the table instead, as without snapshots.
+    consumer of its own (read_committed); any doubt — no file, a damaged one, other settings, too
+    old, a changelog that does not continue it — and the caller rebuilds from the table instead,
+    as without snapshots.
     """
 
     CHECK_EVERY_S = 1.0
@@ -418,12 +418,13 @@ class IndexSnapshots:
         try:
             if meta.params != self.index.params():
                 raise StaleState(f"made with other settings: {meta.params}")
-            meta = await asyncio.to_thread(snapshot.load, self.path, self.index, self.topic, 0)
+            meta = await asyncio.to_thread(snapshot.load, self.path, self.index, self.topic, 0,
+                                           self.settings.index_snapshot_max_age_s)
             loaded = time.perf_counter()
             changes = await asyncio.wait_for(self._read_changelog(meta.offset), timeout=300)
             read = time.perf_counter()
-            applied = await asyncio.to_thread(snapshot.catch_up, self.index, meta, changes)
-            snapshot.check_articles(self.index, await asyncio.to_thread(len, self.table))
+            applied = await asyncio.to_thread(snapshot.catch_up, self.index, meta, changes, None,
+                                              self.settings.processing_guarantee == "at_least_once")
         except (snapshot.SnapshotError, StaleState, KafkaError, TimeoutError, OSError) as exc:
             log.warning("dedup index snapshot not used (%s): rebuilding from the changelog", exc)
             return None

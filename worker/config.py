@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # it (worker/snapshot.py). 0 and 0: never. Ignored with STORE=memory://.
     index_snapshot_every_records: int = Field(100_000, ge=0)
     index_snapshot_every_s: float = Field(600.0, ge=0)
+    # An older snapshot is not used: the changelog may have dropped a deletion written after it
+    # (Kafka's delete.retention.ms, a day by default). 0: any age.
+    index_snapshot_max_age_s: float = Field(86400.0, ge=0)
     web_port: int = 6066
     web_enabled: bool = True
     log_level: str = "info"

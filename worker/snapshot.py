@@ -19,8 +19,10 @@ from the table as before (`catch_up` raises StaleState, the caller falls back):
 - the changelog still holds, at the snapshot's offset, the record the snapshot ended with (same
   key, same value hash): it is the same changelog, and that record was not compacted away;
 - every later record follows from the index's state (`ArticleIndex.apply_change`: a new decision,
-  or a part that an eviction removed);
-- afterwards the index holds as many articles as the table has keys.
+  or a part that an eviction removed), and, under at_least_once (no transaction markers), none
+  is missing (compaction removed nothing after the snapshot's record);
+- it is younger than the changelog keeps tombstones (`max_age_s`; Kafka's delete.retention.ms
+  defaults to a day): a deletion written after it cannot have been compacted away unseen.
 
 Pure file I/O and the index: the worker (worker/app.py) reads the changelog records and decides
 when to write. Arrays are written from the live index (no copy): the caller keeps the index
@@ -227,22 +229,28 @@ def read(path: Path) -> tuple[SnapshotMeta, dict]:
 
 # -- restoring ------------------------------------------------------------------------------------
 
-def load(path: Path, index: ArticleIndex, topic: str, partition: int) -> SnapshotMeta:
+def load(path: Path, index: ArticleIndex, topic: str, partition: int, max_age_s: float = 0.0) -> SnapshotMeta:
     """Restore `index` from the snapshot at `path`, taken of `topic`/`partition` with the
-    index's settings. Raises SnapshotError (no usable file) or StaleState (another changelog,
-    other settings)."""
-    meta, state = read(path)
+    index's settings, at most `max_age_s` ago (0: any age). Raises SnapshotError (no usable
+    file) or StaleState (another changelog, other settings, too old)."""
+    meta = read_meta(path)
     if (meta.topic, meta.partition) != (topic, partition):
         raise StaleState(f"taken of {meta.topic}/{meta.partition}, not {topic}/{partition}")
+    age = time.time() - meta.written_at
+    if max_age_s and age > max_age_s:
+        raise StaleState(f"{age:.0f}s old, more than the {max_age_s:.0f}s the changelog surely keeps deletions")
+    meta, state = read(path)
     index.restore(state)
     return meta
 
 
 def catch_up(index: ArticleIndex, meta: SnapshotMeta, changelog: Iterable[tuple[int, bytes, bytes | None]],
-             now: float | None = None) -> int:
+             now: float | None = None, contiguous: bool = False) -> int:
     """Apply the changelog records (offset, key, value) read from the snapshot's offset on, in
     order, to the restored index; returns how many were applied after the snapshot's own record.
-    Raises StaleState if they do not continue the snapshot."""
+    Raises StaleState if they do not continue the snapshot. `contiguous`: the changelog has a
+    record at every offset (no transaction markers: at_least_once), so a missing offset is a
+    record compaction removed, which the index may have needed: stale."""
     records = iter(changelog)
     first = next(records, None)
     if first is None or first[0] != meta.offset or first[1] != meta.key or value_hash(first[2]) != meta.value_hash:
@@ -257,6 +265,8 @@ def catch_up(index: ArticleIndex, meta: SnapshotMeta, changelog: Iterable[tuple[
     for offset, key, value in records:
         if offset <= last:
             raise StaleState(f"changelog offsets out of order at {offset}")
+        if contiguous and offset != last + 1:
+            raise StaleState(f"changelog records {last + 1}-{offset - 1} are gone (compacted)")
         index.apply_change(key.decode(), value, now, gone)
         last = offset
         applied += 1
@@ -264,7 +274,8 @@ def catch_up(index: ArticleIndex, meta: SnapshotMeta, changelog: Iterable[tuple[
 
 
 def check_articles(index: ArticleIndex, table_keys: int) -> None:
-    """The last check: the restored index holds an article for every key of the table."""
+    """A check the worker leaves out (it reads the whole table: O(N), and RocksDB's block cache
+    fills with it): the restored index holds an article for every key of the table."""
     held = index.articles()
     if held != table_keys:
         raise StaleState(f"the restored index holds {held:,} articles, the table {table_keys:,} keys")

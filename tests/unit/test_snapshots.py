@@ -133,7 +133,7 @@ def _snapshot_of(stream, tmp_path: Path, n: int = 60) -> tuple[Run, snapshot.Sna
 
 
 def test_stale_snapshots_are_refused(stream, tmp_path):
-    r, meta, path = _snapshot_of(stream, tmp_path)
+    r, meta, path = _snapshot_of(stream, tmp_path, 30)
     with pytest.raises(StaleState, match="other settings"):
         snapshot.load(path, ArticleIndex(max_articles=41), TOPIC, 0)
     with pytest.raises(StaleState, match="taken of"):
@@ -150,9 +150,25 @@ def test_stale_snapshots_are_refused(stream, tmp_path):
     # a tombstone for an article it never had
     with pytest.raises(StaleState, match="not in the snapshot"):
         snapshot.catch_up(index, loaded, [r.changelog[loaded.offset], (loaded.offset + 1, b"never-seen", None)])
+    # a record after it compacted away (at_least_once: every offset holds a record)
+    for i, item in enumerate(stream[30:50], start=30):
+        r.step(i, item)
+    tail = r.changelog[loaded.offset:]
+    assert len(tail) > 3
+    gapped = r.new_index()
+    snapshot.load(path, gapped, TOPIC, 0)
+    with pytest.raises(StaleState, match="are gone"):
+        snapshot.catch_up(gapped, loaded, tail[:2] + tail[3:], contiguous=True)
+    fresh = r.new_index()
+    snapshot.load(path, fresh, TOPIC, 0)
+    assert snapshot.catch_up(fresh, loaded, tail, contiguous=True) == len(tail) - 1
+    snapshot.check_articles(fresh, len(r.table))
     # a table with another number of keys
     with pytest.raises(StaleState, match="the table"):
-        snapshot.check_articles(index, len(r.table) + 1)
+        snapshot.check_articles(fresh, len(r.table) + 1)
+    # older than the changelog surely keeps deletions
+    with pytest.raises(StaleState, match="old"):
+        snapshot.load(path, r.new_index(), TOPIC, 0, max_age_s=1e-9)
 
 
 def test_torn_damaged_or_missing_files_are_refused(stream, tmp_path):
