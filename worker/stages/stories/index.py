@@ -7,7 +7,6 @@ from __future__ import annotations
 import heapq
 import math
 import sys
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -90,7 +89,8 @@ class _Story:
     last_arrival: float = 0.0  # what retention is measured by
     size: int = 0
     centroid: dict[str, float] = field(default_factory=dict)  # sum of members' unit base vectors
-    members: deque[tuple[str, dict[str, float]]] = field(default_factory=lambda: deque(maxlen=MAX_MEMBERS))
+    # the last MAX_MEMBERS members (a list: an empty deque takes ~600 bytes, most stories are small)
+    members: list[tuple[str, dict[str, float]]] = field(default_factory=list)
     posted: set[tuple[int, str]] = field(default_factory=set)  # (time bucket, feature) it is listed under
     articles: list[str] = field(default_factory=list)  # every member's id (they leave with the story)
     aliases: list[str] = field(default_factory=list)  # stories merged into this one
@@ -207,7 +207,7 @@ class StoryIndex:
         self._merged_into: dict[str, str] = {}  # story -> the story it was merged into
         # (event-time bucket, feature) -> story ids, most recently updated last. Buckets are
         # `window_s` wide; an article reads its own bucket and both neighbours.
-        self._postings: dict[tuple[int, str], deque[str]] = {}
+        self._postings: dict[tuple[int, str], list[str]] = {}  # lists, not deques: see _Story.members
         self._records: dict[str, StoryRecord] = {}  # in decision order (snapshots replay it)
         self._recent: dict[str, tuple[str, ...]] = {}  # the IDF window: id -> feature keys, oldest first
         self._idf = _IdfTable(max_entries=4 * idf_window)
@@ -350,13 +350,12 @@ class StoryIndex:
         for sid, first, last, last_arrival, size, centroid, members, posted, articles, aliases in state["stories"]:
             sid = one(sid, sid)
             story = _Story(sid, first, last, last_arrival, size, {intern(f): v for f, v in centroid.items()},
-                           deque(((one(aid, aid), {intern(f): v for f, v in unit.items()}) for aid, unit in members),
-                                 maxlen=MAX_MEMBERS),
+                           [(one(aid, aid), {intern(f): v for f, v in unit.items()}) for aid, unit in members],
                            {(b, intern(f)) for b, f in posted}, [one(a, a) for a in articles],
                            [one(a, a) for a in aliases])
             index._stories[sid] = story
         index._merged_into = {one(k, k): one(v, v) for k, v in state["merged_into"].items()}
-        index._postings = {(bucket, intern(feature)): deque(one(sid, sid) for sid in post)
+        index._postings = {(bucket, intern(feature)): [one(sid, sid) for sid in post]
                            for bucket, feature, post in state["postings"]}
         for aid, sid, score, matched, event_time, features, arrival, merged in state["records"]:
             aid = one(aid, aid)
@@ -517,7 +516,7 @@ class StoryIndex:
             key = (bucket, f)
             post = self._postings.get(key)
             if post is None:
-                post = self._postings[key] = deque()
+                post = self._postings[key] = []
             if key in story.posted:
                 if post[-1] == sid:
                     continue  # already the most recent (about half the time)
@@ -528,7 +527,7 @@ class StoryIndex:
             post.append(sid)
             story.posted.add(key)
             while len(post) > MAX_POSTINGS:
-                old = post.popleft()
+                old = post.pop(0)
                 other = self._stories.get(old)
                 if other is not None:
                     other.posted.discard(key)
@@ -548,7 +547,7 @@ class StoryIndex:
             into.centroid[f] = into.centroid.get(f, 0.0) + v
         self._trim(into)
         members = sorted([*into.members, *other.members], key=lambda m: self._records[m[0]].arrival)
-        into.members = deque(members[-MAX_MEMBERS:], maxlen=MAX_MEMBERS)
+        into.members = members[-MAX_MEMBERS:]
         into.first_time = min(into.first_time, other.first_time)
         into.last_time = max(into.last_time, other.last_time)
         into.last_arrival = max(into.last_arrival, other.last_arrival)
@@ -584,6 +583,8 @@ class StoryIndex:
             story.centroid[f] = story.centroid.get(f, 0.0) + v
         self._trim(story)
         story.members.append((record.article_id, unit))
+        if len(story.members) > MAX_MEMBERS:
+            del story.members[0]
         self._records[record.article_id] = record
         self._post(story, self._bucket(record.event_time), story.centroid)
         self._clock = max(self._clock, record.arrival)
