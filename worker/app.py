@@ -352,9 +352,11 @@ class IndexSnapshots:
     Written by a task of their own, holding `index_lock` (the dedup agent waits): every
     INDEX_SNAPSHOT_EVERY_RECORDS changelog records or INDEX_SNAPSHOT_EVERY_S seconds, and once
     after a rebuild from the changelog. A snapshot is taken at a known changelog offset: every
-    changelog write made so far is acknowledged (and under exactly_once committed: faust writes
-    the offset to RocksDB at the commit) first; the last one is the snapshot's record. The table's
-    `send_changelog` and `_on_changelog_sent` are wrapped to count writes and acknowledgements.
+    changelog write made so far is acknowledged first, and the last one is the snapshot's record
+    (the table's `send_changelog` and `_on_changelog_sent` are wrapped to count writes and
+    acknowledgements). Under exactly_once that record may still be in an open transaction: a
+    restart reads the changelog read_committed, so if the transaction was aborted the record is
+    not there and the snapshot is not used.
 
     On recovery (`restore`): the snapshot, then the changelog records after its offset read with a
     consumer of its own (read_committed); any doubt — no file, a damaged one, other settings, too
@@ -363,7 +365,7 @@ class IndexSnapshots:
     """
 
     CHECK_EVERY_S = 1.0
-    WAIT_S = 30.0  # for acknowledgements / a commit before a snapshot; then it is tried later
+    WAIT_S = 30.0  # for acknowledgements before a snapshot; then it is tried later
 
     def __init__(self, app: IngestApp, settings: Settings, table: Any, index: ArticleIndex,
                  lock: asyncio.Lock) -> None:
@@ -514,16 +516,14 @@ class IndexSnapshots:
         return True
 
     async def _point(self) -> tuple[int, bytes, bytes | None] | None:
-        """The changelog's last record once every write so far is acknowledged (and committed)."""
+        """The changelog's last record once every write so far is acknowledged."""
         if not self.sent:  # nothing written since the rebuild: the changelog's own last record
             return await self._last_record()
         await self.app.producer.flush()
         deadline = time.monotonic() + self.WAIT_S
-        while self.acked < self.sent or self.last is None or \
-                (self.table.persisted_offset(TP(self.topic, 0)) or -1) < self.last[0]:
+        while self.acked < self.sent or self.last is None:
             if time.monotonic() > deadline:
-                log.info("dedup index snapshot postponed: changelog writes not acknowledged/committed in %.0fs",
-                         self.WAIT_S)
+                log.info("dedup index snapshot postponed: changelog writes not acknowledged in %.0fs", self.WAIT_S)
                 self.snapshot_at = time.monotonic()
                 return None
             await asyncio.sleep(0.02)

@@ -118,10 +118,12 @@ def reference(kafka, tmp_path_factory) -> dict[str, tuple]:
         worker.stop()
 
 
-def _killed_run(kafka, names, tmp_path: Path, before_restart=None, restart_env: dict | None = None):
+def _killed_run(kafka, names, tmp_path: Path, before_restart=None, restart_env: dict | None = None,
+                guarantee: str = "at_least_once"):
     asyncio.run(create_topics(settings_for(kafka.bootstrap_servers, names)))
     phase1a, phase1b, copies = _inputs()
-    worker = start_worker(kafka.bootstrap_servers, names, tmp_path, "w1", **ENV)
+    env = {**ENV, "PROCESSING_GUARANTEE": guarantee}
+    worker = start_worker(kafka.bootstrap_servers, names, tmp_path, "w1", **env)
     log1 = tmp_path / "worker-w1.log"
     try:
         _send_and_wait(kafka, names, phase1a, _ids(phase1a))
@@ -130,13 +132,13 @@ def _killed_run(kafka, names, tmp_path: Path, before_restart=None, restart_env: 
         _send_and_wait(kafka, names, phase1b, _ids(phase1a + phase1b))
         meta = snapshot.read_meta(_snapshot_path(tmp_path / "faust"))
         assert meta.offset == int(taken[-1][1]) and meta.articles == int(taken[-1][0])
-        assert meta.offset < 399, "the snapshot must be older than the changelog's end"
+        assert meta.articles < 400, "the snapshot must be older than the changelog's end"
         worker.stop(signal.SIGKILL, timeout=10)
     finally:
         worker.stop(signal.SIGKILL, timeout=10)
     if before_restart is not None:
         before_restart(_snapshot_path(tmp_path / "faust"), meta)
-    worker = start_worker(kafka.bootstrap_servers, names, tmp_path, "w2", **{**ENV, **(restart_env or {})})
+    worker = start_worker(kafka.bootstrap_servers, names, tmp_path, "w2", **{**env, **(restart_env or {})})
     try:
         _send_and_wait(kafka, names, copies, _ids(copies))
         outcomes = _outcomes(kafka, names, _ids(phase1a + phase1b + copies))
@@ -153,13 +155,16 @@ def _assert_same(outcomes: dict, reference: dict) -> None:
     assert statuses.count("exact_duplicate") == 20 and statuses.count("near_duplicate") == 20, statuses
 
 
-def test_sigkill_with_a_snapshot_on_disk_restarts_from_it(kafka, tmp_path, reference):
-    meta, outcomes, log = _killed_run(kafka, _Names.fresh(), tmp_path)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_sigkill_with_a_snapshot_on_disk_restarts_from_it(kafka, tmp_path, reference, guarantee):
+    meta, outcomes, log = _killed_run(kafka, _Names.fresh(), tmp_path, guarantee=guarantee)
     loaded = re.search(r"dedup index loaded from snapshot: (\d+) articles .*changelog offset (\d+).*?; "
                        r"(\d+) later changelog records", log)
     assert loaded, log[-3000:]
     assert int(loaded.group(2)) == meta.offset and int(loaded.group(3)) > 0  # the records after it too
-    assert int(loaded.group(1)) == 400
+    # (the last batch's changelog records may have died with the process: its input offset was not
+    # committed either, so it is processed again after the restart)
+    assert meta.articles < int(loaded.group(1)) <= 400
     assert "rebuilt from changelog" not in log
     _assert_same(outcomes, reference)
 
