@@ -204,12 +204,14 @@ class DedupIndex:
     16 bytes, flags) — reused after an eviction with a new generation. Candidates are compared in
     the order of their `slot`, numbered as the index before issue 24 numbered its signature slots
     (articles with a signature, an evicted one's number reused first), so that ties between
-    equally similar candidates go the same way. What stays in Python: the
-    id of each row and a dict id -> row, and for the few articles whose verdict names another
-    article (duplicates, merges) those names (`_extra`). The LSH buckets are a compact
-    `Multimap` (32-bit folded band key -> 32-bit row ref, 8 bytes an entry); its candidates are
-    verified against their own band keys, so they are exactly those of the 64-bit keys. The
-    content-hash index is a second compact multimap (hash -> the row that first had it).
+    equally similar candidates go the same way. What stays in Python: the id of each row (a list),
+    and for the few articles whose verdict names another article (duplicates, merges) those names
+    (`_extra`). The LSH buckets are a compact `Multimap` (32-bit folded band key -> 32-bit row
+    ref, 8 bytes an entry); its candidates are verified against their own band keys, so they are
+    exactly those of the 64-bit keys. Two more compact multimaps: content hash -> the row that
+    first had it, and id -> row (xxh32 of the id, verified against the row's id). At 1 M articles
+    the arrays take ~1.1 KB per article (BENCHMARKS.md); the Python objects they replaced took
+    ~1.6 KB more.
     """
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, num_perm: int = DEFAULT_NUM_PERM,
@@ -229,7 +231,9 @@ class DedupIndex:
         self._row_blocks: list[np.ndarray] = []
         self._generation = np.zeros(0, dtype=np.uint32)
         self._ids: list[str | None] = []  # row -> article id (None: free)
-        self._row_of: dict[str, int] = {}  # article id -> row
+        # article id -> row: a compact multimap of the id's xxh32 (a dict took ~80 bytes an article)
+        self._id_rows = Multimap(np.uint32, np.uint32)
+        self._count = 0
         self._free: list[int] = []
         self._slots = 0  # slot numbers given out (see above)
         self._free_slots: list[int] = []
@@ -252,14 +256,14 @@ class DedupIndex:
         self._joins: dict[str, tuple[str, ...]] = {}  # article id -> the clusters it joined
 
     def __len__(self) -> int:
-        return len(self._row_of)
+        return self._count
 
     def __contains__(self, article_id: str) -> bool:
-        return article_id in self._row_of
+        return self._row(article_id) is not None
 
     def ids(self) -> Iterator[str]:
         """The ids of the articles held."""
-        return iter(self._row_of)
+        return (article_id for article_id in self._ids if article_id is not None)
 
     # -- the decision -------------------------------------------------------------------------
 
@@ -337,7 +341,7 @@ class DedupIndex:
     def load(self, record: IndexRecord, keys: np.ndarray | None = None) -> None:
         """Insert a record (a new decision, or one read back from the changelog)."""
         article_id = record.article_id
-        if article_id in self._row_of:
+        if self._row(article_id) is not None:
             return
         v = record.verdict
         raw = _hash_bytes(record.content_hash)
@@ -381,7 +385,7 @@ class DedupIndex:
         by_age = 0
         while True:
             oldest = self._oldest()
-            if oldest is None or not (oldest[0] < horizon or len(self._row_of) > self.max_articles):
+            if oldest is None or not (oldest[0] < horizon or self._count > self.max_articles):
                 break
             arrival, article_id, row = oldest
             self._pop_oldest()
@@ -396,7 +400,7 @@ class DedupIndex:
         changelog tombstone or rewrite written by an eviction says happened."""
         removed = []
         for article_id in article_ids:
-            row = self._row_of.get(article_id)
+            row = self._row(article_id)
             if row is not None:
                 self._drop(row)
                 removed.append(article_id)
@@ -416,7 +420,7 @@ class DedupIndex:
     def _drop(self, row: int) -> None:
         article_id = self._ids[row]
         assert article_id is not None
-        del self._row_of[article_id]
+        self._count -= 1
         self._ids[row] = None
         self._head = None
         self._generation[row] += 1  # its bucket and hash entries stop matching
@@ -430,7 +434,7 @@ class DedupIndex:
         self._free.append(row)
 
     def get(self, article_id: str) -> IndexRecord | None:
-        row = self._row_of.get(article_id)
+        row = self._row(article_id)
         if row is None:
             return None
         block, r = divmod(row, self.BLOCK)
@@ -486,7 +490,7 @@ class DedupIndex:
         names — not included)."""
         return int(sum(b.nbytes for b in self._sig_blocks) + sum(b.nbytes for b in self._row_blocks)
                    + self._generation.nbytes + self._fifo.nbytes + self._buckets.memory_bytes()
-                   + self._hashes.memory_bytes())
+                   + self._hashes.memory_bytes() + self._id_rows.memory_bytes())
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -505,8 +509,18 @@ class DedupIndex:
                 self._sig_blocks.append(np.zeros((self.BLOCK, self.num_perm), dtype=np.uint32))
                 self._row_blocks.append(np.zeros(self.BLOCK, dtype=ROW_DTYPE))
                 self._generation = np.concatenate([self._generation, np.zeros(self.BLOCK, np.uint32)])
-        self._row_of[article_id] = row
+        self._count += 1
+        ref = ((int(self._generation[row]) & _GEN_BITS) << ROW_BITS) | row
+        self._id_rows.add_one(xxhash.xxh32_intdigest(article_id.encode()), ref, self._live_refs)
         return row
+
+    def _row(self, article_id: str) -> int | None:
+        """The row of an indexed article, or None."""
+        for ref in self._id_rows.lookup_one(xxhash.xxh32_intdigest(article_id.encode())):
+            row = ref & int(_ROW_MASK)
+            if self._ids[row] == article_id and (int(self._generation[row]) & _GEN_BITS) == ref >> ROW_BITS:
+                return row
+        return None
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:
         """The `ROW_DTYPE` records of these rows."""
@@ -623,6 +637,7 @@ class DedupIndex:
             "ids": self._ids, "free": self._free, "slots": self._slots, "free_slots": self._free_slots,
             "extra": {k: [d, c, list(m)] for k, (d, c, m) in self._extra.items()},
             "odd_hashes": self._odd_hashes, "buckets": self._buckets.state(), "hashes": self._hashes.state(),
+            "id_rows": self._id_rows.state(),
             "fifo": self._fifo[self._fifo_head:self._fifo_tail],
             "fifo_last": None if self._fifo_last is None else list(self._fifo_last),
             "late": [list(entry) for entry in self._late],
@@ -641,7 +656,8 @@ class DedupIndex:
         index._generation = state["generation"]
         one = ({} if strings is None else strings).setdefault
         index._ids = [None if article_id is None else one(article_id, article_id) for article_id in state["ids"]]
-        index._row_of = {article_id: row for row, article_id in enumerate(index._ids) if article_id is not None}
+        index._count = sum(1 for article_id in index._ids if article_id is not None)
+        index._id_rows = Multimap.from_state(state["id_rows"])
         index._free = list(state["free"])
         index._slots = int(state["slots"])
         index._free_slots = list(state["free_slots"])
