@@ -176,7 +176,7 @@ def _settings_changed(path: Path, meta: snapshot.SnapshotMeta) -> None:
 def _record_gone(path: Path, meta: snapshot.SnapshotMeta) -> None:
     """The snapshot as it would be if the changelog no longer had its last record at its offset
     (compacted away): the same state, its offset one record back."""
-    index = ArticleIndex(**meta.params)  # type: ignore[arg-type]
+    index = ArticleIndex(**meta.params, stored=lambda _article_id: None)  # type: ignore[arg-type]
     snapshot.load(path, index, meta.topic, meta.partition)
     moved = snapshot.SnapshotMeta(meta.topic, meta.partition, meta.offset - 1, meta.key, meta.value_hash,
                                   meta.params, meta.articles, meta.written_at)

@@ -218,12 +218,17 @@ def test_dedup_index_state_round_trip_mid_growth(monkeypatch, tmp_path):
     assert index.evict_expired(float(i + 600)).ids == copy.evict_expired(float(i + 600)).ids
 
 
-def test_story_index_state_round_trip(stream):
+def test_story_index_state_round_trip(stream, tmp_path):
     live = StoryIndex()
-    for n, item in enumerate(stream[:80]):
+    for n, item in enumerate(stream[:40]):
         live.assign_features(item.id, item.story_features, item.event_epoch, 1_000.0 + n)
-    restored = StoryIndex.from_state(msgspec.msgpack.decode(msgspec.msgpack.encode(live.state())))
-    for n, item in enumerate(stream[80:140], start=80):
+    holder = ArticleIndex()
+    holder.stories = live
+    path = tmp_path / snapshot.FILENAME
+    snapshot.write(path, holder, snapshot.SnapshotMeta(TOPIC, 0, 0, b"k", 0, holder.params(), 40))
+    restored = StoryIndex.from_state(snapshot.read(path)[1]["stories"])
+    assert [r for r in restored._records.values()] == [r for r in live._records.values()]
+    for n, item in enumerate(stream[40:], start=40):
         a = live.assign_features(item.id, item.story_features, item.event_epoch, 1_000.0 + n)
         b = restored.assign_features(item.id, item.story_features, item.event_epoch, 1_000.0 + n)
         assert a == b

@@ -10,9 +10,11 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import orjson
 import xxhash
 
+from worker.stages.multimap import Multimap
 from worker.stages.stories.features import story_features
 
 # --- Tuning (chosen on worker/quality/data/articles.jsonl; see docs/quality.md) ---------------
@@ -94,6 +96,160 @@ class _Story:
     posted: set[tuple[int, str]] = field(default_factory=set)  # (time bucket, feature) it is listed under
     articles: list[str] = field(default_factory=list)  # every member's id (they leave with the story)
     aliases: list[str] = field(default_factory=list)  # stories merged into this one
+
+
+_RECORD = np.dtype([("seq", "<i8"), ("score", "<f8"), ("event_time", "<f8"), ("arrival", "<f8")])
+_ROW_BITS = 27
+_ROW_MASK = (1 << _ROW_BITS) - 1
+_GEN_BITS = 0x1F
+
+
+class _Records:
+    """The story index's per-article records in arrays, one row per article (issue 24: a
+    StoryRecord object per article, its floats and a dict entry took ~200 bytes; a row ~75):
+    numbers in numpy blocks, the ids it names in lists (the strings are the ones the stories
+    hold), id -> row in a compact multimap (xxh32 of the id, verified against the row's id).
+    `get` makes the StoryRecord; iteration is in decision order. A row is reused after its
+    article leaves, with a new generation. `keep_features`: keep each record's features."""
+
+    BLOCK = 1 << 14
+
+    def __init__(self, keep_features: bool) -> None:
+        self.keep_features = keep_features
+        self._ids: list[str | None] = []
+        self._story: list[str | None] = []
+        self._matched: list[str | None] = []
+        self._features: list[tuple[tuple[str, float], ...]] = []  # keep_features only
+        self._merged: dict[int, tuple[str, ...]] = {}  # row -> stories merged (few)
+        self._blocks: list[np.ndarray] = []
+        self._generation = np.zeros(0, dtype=np.uint32)
+        self._rows = Multimap(np.uint32, np.uint32)
+        self._free: list[int] = []
+        self._seq = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, article_id: str) -> bool:
+        return self._row(article_id) is not None
+
+    def _live(self, refs: np.ndarray) -> np.ndarray:
+        rows = (refs & np.uint32(_ROW_MASK)).astype(np.intp)
+        return (self._generation[rows] & np.uint32(_GEN_BITS)) == (refs >> np.uint32(_ROW_BITS))
+
+    def _row(self, article_id: str) -> int | None:
+        for ref in self._rows.lookup_one(xxhash.xxh32_intdigest(article_id.encode())):
+            row = ref & _ROW_MASK
+            if self._ids[row] == article_id and (int(self._generation[row]) & _GEN_BITS) == ref >> _ROW_BITS:
+                return row
+        return None
+
+    def get(self, article_id: str) -> StoryRecord | None:
+        row = self._row(article_id)
+        return None if row is None else self._record(row)
+
+    def __getitem__(self, article_id: str) -> StoryRecord:
+        record = self.get(article_id)
+        if record is None:
+            raise KeyError(article_id)
+        return record
+
+    def _record(self, row: int) -> StoryRecord:
+        block, r = divmod(row, self.BLOCK)
+        n = self._blocks[block][r]
+        article_id, story_id = self._ids[row], self._story[row]
+        assert article_id is not None and story_id is not None
+        return StoryRecord(article_id, story_id, float(n["score"]), self._matched[row], float(n["event_time"]),
+                           self._features[row] if self.keep_features else (), float(n["arrival"]),
+                           self._merged.get(row, ()))
+
+    def arrival(self, article_id: str) -> float:
+        row = self._row(article_id)
+        if row is None:
+            raise KeyError(article_id)
+        block, r = divmod(row, self.BLOCK)
+        return float(self._blocks[block][r]["arrival"])
+
+    def add(self, record: StoryRecord) -> None:
+        if self._free:
+            row = self._free.pop()
+            self._ids[row], self._story[row], self._matched[row] = \
+                record.article_id, record.story_id, record.matched
+            if self.keep_features:
+                self._features[row] = record.features
+        else:
+            row = len(self._ids)
+            if row > _ROW_MASK:
+                raise RuntimeError(f"the story index holds at most {_ROW_MASK + 1:,} articles")
+            self._ids.append(record.article_id)
+            self._story.append(record.story_id)
+            self._matched.append(record.matched)
+            if self.keep_features:
+                self._features.append(record.features)
+            if row >= len(self._blocks) * self.BLOCK:
+                self._blocks.append(np.zeros(self.BLOCK, dtype=_RECORD))
+                self._generation = np.concatenate([self._generation, np.zeros(self.BLOCK, np.uint32)])
+        if record.merged_stories:
+            self._merged[row] = record.merged_stories
+        block, r = divmod(row, self.BLOCK)
+        self._blocks[block][r] = (self._seq, record.score, record.event_time, record.arrival)
+        self._seq += 1
+        self._count += 1
+        ref = ((int(self._generation[row]) & _GEN_BITS) << _ROW_BITS) | row
+        self._rows.add_one(xxhash.xxh32_intdigest(record.article_id.encode()), ref, self._live)
+
+    def pop(self, article_id: str) -> bool:
+        """Forget this article's record; whether it had one."""
+        row = self._row(article_id)
+        if row is None:
+            return False
+        self._ids[row] = self._story[row] = self._matched[row] = None
+        if self.keep_features:
+            self._features[row] = ()
+        self._merged.pop(row, None)
+        self._generation[row] += 1
+        self._free.append(row)
+        self._count -= 1
+        return True
+
+    def _order(self) -> list[int]:
+        rows = [row for row, article_id in enumerate(self._ids) if article_id is not None]
+        if not rows:
+            return rows
+        seq = np.concatenate(self._blocks)["seq"][rows]
+        return [rows[i] for i in np.argsort(seq, kind="stable").tolist()]
+
+    def ids(self) -> Iterator[str]:
+        """The ids held, in decision order."""
+        return (self._ids[row] or "" for row in self._order())
+
+    def values(self) -> Iterator[StoryRecord]:
+        """The records, in decision order."""
+        return (self._record(row) for row in self._order())
+
+    def state(self) -> dict:
+        return {"keep_features": self.keep_features, "ids": self._ids, "story": self._story,
+                "matched": self._matched, "features": [[[f, w] for f, w in fs] for fs in self._features],
+                "merged": {str(row): list(m) for row, m in self._merged.items()}, "blocks": self._blocks,
+                "generation": self._generation, "rows": self._rows.state(), "free": self._free, "seq": self._seq,
+                "count": self._count}
+
+    @classmethod
+    def from_state(cls, state: dict, one: Callable[[str, str], str]) -> _Records:
+        records = cls(state["keep_features"])
+        records._ids = [None if x is None else one(x, x) for x in state["ids"]]
+        records._story = [None if x is None else one(x, x) for x in state["story"]]
+        records._matched = [None if x is None else one(x, x) for x in state["matched"]]
+        intern = sys.intern
+        records._features = [tuple((intern(f), w) for f, w in fs) for fs in state["features"]]
+        records._merged = {int(row): tuple(one(x, x) for x in m) for row, m in state["merged"].items()}
+        records._blocks = list(state["blocks"])
+        records._generation = state["generation"]
+        records._rows = Multimap.from_state(state["rows"])
+        records._free = list(state["free"])
+        records._seq, records._count = int(state["seq"]), int(state["count"])
+        return records
 
 
 class _IdfTable(dict):
@@ -208,7 +364,7 @@ class StoryIndex:
         # (event-time bucket, feature) -> story ids, most recently updated last. Buckets are
         # `window_s` wide; an article reads its own bucket and both neighbours.
         self._postings: dict[tuple[int, str], list[str]] = {}  # lists, not deques: see _Story.members
-        self._records: dict[str, StoryRecord] = {}  # in decision order (snapshots replay it)
+        self._records = _Records(self.keep_features)  # iterated in decision order (to_bytes replays it)
         self._recent: dict[str, tuple[str, ...]] = {}  # the IDF window: id -> feature keys, oldest first
         self._idf = _IdfTable(max_entries=4 * idf_window)
         self._df = self._idf.df  # document frequencies over _recent
@@ -295,7 +451,7 @@ class StoryIndex:
 
     def ids(self) -> Iterator[str]:
         """The ids of the articles held."""
-        return iter(self._records)
+        return self._records.ids()
 
     def to_bytes(self) -> bytes:
         if not self.keep_features:
@@ -328,9 +484,7 @@ class StoryIndex:
                          s.aliases] for s in self._stories.values()],
             "merged_into": self._merged_into,
             "postings": [[bucket, feature, list(post)] for (bucket, feature), post in self._postings.items()],
-            "records": [[r.article_id, r.story_id, r.score, r.matched, r.event_time,
-                         [[f, w] for f, w in r.features], r.arrival, list(r.merged_stories)]
-                        for r in self._records.values()],
+            "records": self._records.state(),
             "recent": [[aid, list(keys)] for aid, keys in self._recent.items()],
             "clock": self._clock,
         }
@@ -357,11 +511,11 @@ class StoryIndex:
         index._merged_into = {one(k, k): one(v, v) for k, v in state["merged_into"].items()}
         index._postings = {(bucket, intern(feature)): [one(sid, sid) for sid in post]
                            for bucket, feature, post in state["postings"]}
-        for aid, sid, score, matched, event_time, features, arrival, merged in state["records"]:
-            aid = one(aid, aid)
-            index._records[aid] = StoryRecord(
-                aid, one(sid, sid), score, None if matched is None else one(matched, matched), event_time,
-                tuple((intern(f), w) for f, w in features), arrival, tuple(one(m, m) for m in merged))
+        if not state["records"]["keep_features"] and features_of is None:
+            raise ValueError("the records of this state have no features: restore it with features_of")
+        index._records = _Records.from_state(state["records"], one)
+        if index._records.keep_features and features_of is not None:  # they are in the table
+            index._records.keep_features, index._records._features = False, []
         for aid, keys in state["recent"]:
             keys = tuple(intern(f) for f in keys)
             index._recent[one(aid, aid)] = keys
@@ -409,7 +563,7 @@ class StoryIndex:
         for alias in story.aliases:
             self._merged_into.pop(alias, None)
         for aid in story.articles:
-            if self._records.pop(aid, None) is not None:
+            if self._records.pop(aid):
                 dropped.append(aid)
             keys = self._recent.pop(aid, None)
             if keys is not None:
@@ -546,7 +700,7 @@ class StoryIndex:
         for f, v in other.centroid.items():
             into.centroid[f] = into.centroid.get(f, 0.0) + v
         self._trim(into)
-        members = sorted([*into.members, *other.members], key=lambda m: self._records[m[0]].arrival)
+        members = sorted([*into.members, *other.members], key=lambda m: self._records.arrival(m[0]))
         into.members = members[-MAX_MEMBERS:]
         into.first_time = min(into.first_time, other.first_time)
         into.last_time = max(into.last_time, other.last_time)
@@ -585,7 +739,7 @@ class StoryIndex:
         story.members.append((record.article_id, unit))
         if len(story.members) > MAX_MEMBERS:
             del story.members[0]
-        self._records[record.article_id] = record
+        self._records.add(record)
         self._post(story, self._bucket(record.event_time), story.centroid)
         self._clock = max(self._clock, record.arrival)
         expiry = self._story_expiry
