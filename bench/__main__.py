@@ -67,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where the memory part keeps the table's values (default rocksdb, as STORE=rocksdb://)")
     p.add_argument("--restart-articles", type=int,
                    help="indexed articles of the restart part (default 1000000, quick 20000)")
+    p.add_argument("--restart-passages", action="store_true",
+                   help="the restart part's records carry the passages part (syndication) too")
     p.add_argument("--e2e-articles", type=int,
                    help="articles seeded for each end-to-end throughput run (default 10000, quick 2000)")
     p.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
@@ -302,7 +304,7 @@ def restart_part(args, bootstrap: str, run_dir: Path) -> dict:
     """Issue 24: restart to ready with N indexed, from the changelog and from a local snapshot."""
     from bench import restart
 
-    return restart.restart(bootstrap, run_dir, args.restart_articles, log=log)
+    return restart.restart(bootstrap, run_dir, args.restart_articles, args.restart_passages, log=log)
 
 
 def summarise(r: dict) -> dict:

@@ -2,10 +2,13 @@
 from a local snapshot, measured in the same run on the same broker.
 
     python -m bench.restart --articles 200000        (a local broker is started, or --bootstrap)
+    python -m bench.restart --articles 200000 --passages   the records carry the passages part too
 
 1. N table records written to a fresh compacted `<app_id>-dedup-index-changelog`: the records the
    worker writes for N articles (bench/memory.py's input: analysed bench-corpus articles tiled
    to N, real MinHash signatures, 16 % duplicates; `ArticleIndex` with `stored=`, as the worker).
+   Without the passages part (syndication) unless `--passages`: its index is not compact (see
+   BENCHMARKS.md) and at 1 M would not fit this machine's memory with the rest.
 2. Worker A on an empty data folder: faust reads the whole changelog into RocksDB, the index is
    rebuilt from it ("from the changelog"); then it writes its first snapshot (timed) and stops.
 3. Worker B on the same folder: the snapshot, plus the changelog records after it (none here),
@@ -41,7 +44,7 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def table_records(n: int, passages: bool = True, base_k: int = 2000) -> tuple[list[tuple[bytes, bytes]], dict]:
+def table_records(n: int, passages: bool = False, base_k: int = 2000) -> tuple[list[tuple[bytes, bytes]], dict]:
     """The dedup table's content after n articles, as the worker's funnel writes it."""
     from bench.memory import Inputs, base_articles
     from worker.pipeline import ArticleIndex
@@ -106,7 +109,7 @@ class _Run:
         raise TimeoutError(f"no snapshot written in {timeout}s:\n{w.log_tail()}")
 
 
-def restart(bootstrap: str, run_dir: Path, articles: int, passages: bool = True, log=log) -> dict:
+def restart(bootstrap: str, run_dir: Path, articles: int, passages: bool = False, log=log) -> dict:
     from bench import kafka_bench
 
     r = _Run(bootstrap, run_dir)
@@ -176,7 +179,8 @@ def restart(bootstrap: str, run_dir: Path, articles: int, passages: bool = True,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.restart", description=__doc__.split("\n\n")[0])
     p.add_argument("--articles", type=int, default=200_000)
-    p.add_argument("--no-passages", action="store_true", help="records without the passages part")
+    p.add_argument("--passages", action="store_true",
+                   help="records with the passages part (syndication, stages/passages.py) as the worker writes them")
     p.add_argument("--bootstrap", help="a running broker (default: start the local one, 'bench-restart')")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if not bootstrap:
         bootstrap = local_broker.start("bench-restart", fresh=True).bootstrap_servers
     try:
-        result = restart(bootstrap, run_dir, args.articles, not args.no_passages)
+        result = restart(bootstrap, run_dir, args.articles, args.passages)
     finally:
         if not args.bootstrap:
             local_broker.stop("bench-restart")

@@ -5,13 +5,14 @@ it, instead of rebuilding the index from every record of the table (1 M records:
 One file, `<faust table dir>/dedup-index.snapshot`, replaced atomically (written to a `.tmp`
 beside it, fsynced, renamed):
 
-    MAGIC (8 bytes) | header length (uint64 LE) | header (msgpack) | arrays, 64-byte aligned | xxh3-64 (8 bytes)
+    MAGIC (8 bytes) | header length (uint64 LE) | header (msgpack) | tree (msgpack)
+    | arrays, 64-byte aligned | xxh3-64 (8 bytes)
 
 The header holds `SnapshotMeta` (where in the changelog the index was: the offset, key and a
-hash of the value of the last record it holds; the settings it decides with), the index's
-`ArticleIndex.state()` with every numpy array replaced by a reference, and each array's dtype
-and shape. The last 8 bytes are the xxh3-64 of everything before them: a torn or damaged file is
-refused, never half-loaded.
+hash of the value of the last record it holds; the settings it decides with), each array's
+dtype and shape, and the tree's length; the tree is the index's `ArticleIndex.state()` with
+every numpy array replaced by a reference. The last 8 bytes are the xxh3-64 of everything
+before them: a torn or damaged file is refused, never half-loaded.
 
 A snapshot is used only if it can be made exactly the table's state, else the index is rebuilt
 from the table as before (`catch_up` raises StaleState, the caller falls back):
@@ -44,8 +45,8 @@ import xxhash
 
 from worker.pipeline import ArticleIndex, StaleState
 
-MAGIC = b"DDUPSNP1"
-FORMAT = 1
+MAGIC = b"DDUPSNP2"
+FORMAT = 2
 FILENAME = "dedup-index.snapshot"
 _ALIGN = 64
 _ARRAY = "__ndarray__"
@@ -97,12 +98,15 @@ def write(path: Path, index: ArticleIndex, meta: SnapshotMeta) -> int:
         offset += a.nbytes
     meta_d = asdict(meta)
     meta_d["key"] = meta.key.hex()
-    header = msgspec.msgpack.encode({"format": FORMAT, "meta": meta_d, "tree": tree, "arrays": specs})
+    tree_bytes = msgspec.msgpack.encode(tree)
+    header = msgspec.msgpack.encode({"format": FORMAT, "meta": meta_d, "arrays": specs, "tree": len(tree_bytes)})
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = xxhash.xxh3_64()
     with open(tmp, "wb") as f:
         _put(f, digest, MAGIC + len(header).to_bytes(8, "little") + header)
+        _put(f, digest, tree_bytes)
+        del tree_bytes
         start = f.tell()
         for a, at in zip(arrays, offsets, strict=True):
             pad = start + at - f.tell()
@@ -204,6 +208,8 @@ def read(path: Path) -> tuple[SnapshotMeta, dict]:
             digest.update(raw_header)
             header = msgspec.msgpack.decode(raw_header)
             meta = _meta(header)
+            raw_tree = f.read(header["tree"])
+            digest.update(raw_tree)
             start = f.tell()
             arrays = []
             for descr, shape, at, nbytes in header["arrays"]:
@@ -224,7 +230,11 @@ def read(path: Path) -> tuple[SnapshotMeta, dict]:
         raise SnapshotError(f"{path}: unreadable ({exc})") from exc
     if len(tail) != 8 or tail != digest.digest():
         raise SnapshotError(f"{path}: checksum mismatch ({size} bytes): a torn or damaged file")
-    return meta, _put_arrays(header["tree"], arrays)
+    try:
+        tree = msgspec.msgpack.decode(raw_tree)
+    except msgspec.DecodeError as exc:
+        raise SnapshotError(f"{path}: unreadable ({exc})") from exc
+    return meta, _put_arrays(tree, arrays)
 
 
 # -- restoring ------------------------------------------------------------------------------------
